@@ -1,0 +1,200 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// SchemaVersion is the layout this package writes. Opening a file written by a
+// newer version fails with ErrNewerSchema rather than misreading it.
+const SchemaVersion = 1
+
+// DefaultMaxBatch bounds how many queued writes share one commit.
+const DefaultMaxBatch = 1024
+
+var (
+	// ErrClosed is returned by writes after Close has begun.
+	ErrClosed = errors.New("store closed")
+	// ErrNotFound is returned when a notification or delivery does not exist.
+	ErrNotFound = errors.New("not found")
+	// ErrNewerSchema is returned by Open for a file written by a newer asnrelay.
+	ErrNewerSchema = errors.New("database written by a newer asnrelay")
+)
+
+// Options tune a DB. The zero value is ready to use.
+type Options struct {
+	// MaxBatch bounds the writes committed together; 0 means DefaultMaxBatch.
+	MaxBatch int
+	// Now is the clock used for timestamps; nil means time.Now.
+	Now func() time.Time
+	// OnCommit, if set, is called by the writer after each commit with the
+	// number of writes and the time the commit took (for metrics).
+	OnCommit func(writes int, took time.Duration)
+	// OpenTimeout bounds the wait for the file lock; 0 means 1s.
+	OpenTimeout time.Duration
+}
+
+// DB is an open asnrelay database.
+type DB struct {
+	bolt *bolt.DB
+	opts Options
+
+	mu     sync.RWMutex // guards closed and sends on writes
+	closed bool
+	writes chan *write
+	done   chan struct{} // closed when the writer has exited
+}
+
+// write is one unit of work for the writer goroutine.
+type write struct {
+	apply func(tx *bolt.Tx) error
+	err   chan error
+}
+
+// Open opens or creates the database at path and starts its writer.
+func Open(path string, opts Options) (*DB, error) {
+	if opts.MaxBatch <= 0 {
+		opts.MaxBatch = DefaultMaxBatch
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.OpenTimeout <= 0 {
+		opts.OpenTimeout = time.Second
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
+	b, err := bolt.Open(path, 0o600, &bolt.Options{
+		Timeout: opts.OpenTimeout,
+		// The freelist is rebuilt at open instead of written on every commit:
+		// fewer pages per fsync on the ingest path.
+		NoFreelistSync: true,
+		FreelistType:   bolt.FreelistMapType,
+	})
+	if err != nil {
+		if errors.Is(err, bolt.ErrTimeout) {
+			return nil, fmt.Errorf("open store %s: file is locked by another process (is asnrelay already running?)", path)
+		}
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
+	if err := b.Update(initSchema); err != nil {
+		b.Close()
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
+	db := &DB{bolt: b, opts: opts, writes: make(chan *write, opts.MaxBatch), done: make(chan struct{})}
+	go db.writer()
+	return db, nil
+}
+
+func initSchema(tx *bolt.Tx) error {
+	for _, name := range topBuckets {
+		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+			return err
+		}
+	}
+	meta := tx.Bucket(bucketMeta)
+	v := meta.Get(keySchema)
+	switch {
+	case v == nil:
+		return meta.Put(keySchema, u64(SchemaVersion))
+	case readU64(v) > SchemaVersion:
+		return fmt.Errorf("%w: schema %d, this build reads up to %d", ErrNewerSchema, readU64(v), SchemaVersion)
+	}
+	return nil
+}
+
+// Path returns the file name of the database.
+func (db *DB) Path() string { return db.bolt.Path() }
+
+// Close stops accepting writes, commits those already queued, and closes the file.
+func (db *DB) Close() error {
+	db.mu.Lock()
+	if db.closed {
+		db.mu.Unlock()
+		return nil
+	}
+	db.closed = true
+	close(db.writes)
+	db.mu.Unlock()
+	<-db.done
+	return db.bolt.Close()
+}
+
+// Check runs bbolt's consistency check and returns every problem found.
+func (db *DB) Check() error {
+	return db.bolt.View(func(tx *bolt.Tx) error {
+		var errs []error
+		for err := range tx.Check() {
+			errs = append(errs, err)
+		}
+		return errors.Join(errs...)
+	})
+}
+
+// update queues apply for the writer and waits until it is committed.
+func (db *DB) update(apply func(tx *bolt.Tx) error) error {
+	w := &write{apply: apply, err: make(chan error, 1)}
+	db.mu.RLock()
+	if db.closed {
+		db.mu.RUnlock()
+		return ErrClosed
+	}
+	db.writes <- w
+	db.mu.RUnlock()
+	return <-w.err
+}
+
+// writer is the only goroutine that writes. It commits everything queued while
+// the previous commit ran as one transaction with one fsync.
+func (db *DB) writer() {
+	defer close(db.done)
+	batch := make([]*write, 0, db.opts.MaxBatch)
+	for first := range db.writes {
+		batch = append(batch[:0], first)
+	drain:
+		for len(batch) < db.opts.MaxBatch {
+			select {
+			case w, ok := <-db.writes:
+				if !ok {
+					break drain
+				}
+				batch = append(batch, w)
+			default:
+				break drain
+			}
+		}
+		db.commit(batch)
+	}
+}
+
+func (db *DB) commit(batch []*write) {
+	start := time.Now()
+	err := db.bolt.Update(func(tx *bolt.Tx) error {
+		for _, w := range batch {
+			if err := w.apply(tx); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil && len(batch) > 1 {
+		// Find the culprit: every write gets its own transaction and its own answer.
+		for _, w := range batch {
+			w.err <- db.bolt.Update(w.apply)
+		}
+		return
+	}
+	if db.opts.OnCommit != nil {
+		db.opts.OnCommit(len(batch), time.Since(start))
+	}
+	for _, w := range batch {
+		w.err <- err
+	}
+}

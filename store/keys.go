@@ -1,0 +1,63 @@
+package store
+
+import (
+	"encoding/binary"
+	"time"
+)
+
+var (
+	bucketMeta          = []byte("meta")
+	bucketBodies        = []byte("bodies")
+	bucketNotifications = []byte("notifications")
+	bucketInbox         = []byte("inbox")
+	bucketUUIDs         = []byte("uuids")
+	bucketDecoded       = []byte("decoded")
+	bucketDeliveries    = []byte("deliveries")
+	bucketDue           = []byte("due")
+	bucketPending       = []byte("pending")
+	bucketAttempts      = []byte("attempts")
+
+	keySchema = []byte("schema")
+)
+
+// topBuckets are created when a file is opened for the first time.
+var topBuckets = [][]byte{
+	bucketMeta, bucketBodies, bucketNotifications, bucketInbox, bucketUUIDs,
+	bucketDecoded, bucketDeliveries, bucketDue, bucketPending, bucketAttempts,
+}
+
+func u64(v uint64) []byte {
+	b := make([]byte, 8)
+	binary.BigEndian.PutUint64(b, v)
+	return b
+}
+
+func readU64(b []byte) uint64 {
+	if len(b) < 8 {
+		return 0
+	}
+	return binary.BigEndian.Uint64(b)
+}
+
+// dueKey sorts by time first so a cursor finds the earliest due delivery first.
+func dueKey(at time.Time, id uint64) []byte {
+	b := make([]byte, 16)
+	ns := at.UnixNano()
+	if ns < 0 {
+		ns = 0
+	}
+	binary.BigEndian.PutUint64(b, uint64(ns))
+	binary.BigEndian.PutUint64(b[8:], id)
+	return b
+}
+
+func parseDueKey(k []byte) (time.Time, uint64) {
+	return time.Unix(0, int64(binary.BigEndian.Uint64(k))), binary.BigEndian.Uint64(k[8:])
+}
+
+func attemptKey(id uint64, n int) []byte {
+	b := make([]byte, 12)
+	binary.BigEndian.PutUint64(b, id)
+	binary.BigEndian.PutUint32(b[8:], uint32(n))
+	return b
+}

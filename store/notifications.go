@@ -1,0 +1,287 @@
+package store
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// State is where a notification is in processing.
+type State string
+
+// Notification states.
+const (
+	// StateReceived: stored and acknowledged, not yet processed.
+	StateReceived State = "received"
+	// StateVerified: the signature and the app's identity checked out.
+	StateVerified State = "verified"
+	// StateUnverified: kept, but not trusted; Reason says why.
+	StateUnverified State = "unverified"
+	// StateDuplicate: a notificationUUID already held; nothing delivered.
+	StateDuplicate State = "duplicate"
+)
+
+// Incoming is a request body to append, as received.
+type Incoming struct {
+	App         string
+	Body        []byte
+	RemoteAddr  string
+	ContentType string
+	ReceivedAt  time.Time
+}
+
+// Notification is the metadata of one stored body. Fields after State are
+// filled in by processing.
+type Notification struct {
+	Seq         uint64    `json:"seq"`
+	App         string    `json:"app"`
+	ReceivedAt  time.Time `json:"received_at"`
+	RemoteAddr  string    `json:"remote_addr,omitempty"`
+	ContentType string    `json:"content_type,omitempty"`
+	Size        int       `json:"size"`
+	State       State     `json:"state"`
+
+	Reason      string    `json:"reason,omitempty"`
+	UUID        string    `json:"notification_uuid,omitempty"`
+	Type        string    `json:"type,omitempty"`
+	Subtype     string    `json:"subtype,omitempty"`
+	Environment string    `json:"environment,omitempty"`
+	BundleID    string    `json:"bundle_id,omitempty"`
+	ProcessedAt time.Time `json:"processed_at,omitzero"`
+}
+
+// Append stores a body and its metadata durably and queues it for processing.
+// It returns once the commit holding it is fsynced.
+func (db *DB) Append(in Incoming) (uint64, error) {
+	var seq uint64
+	err := db.update(func(tx *bolt.Tx) error {
+		n, err := tx.Bucket(bucketNotifications).NextSequence()
+		if err != nil {
+			return err
+		}
+		seq = n
+		meta, err := json.Marshal(Notification{
+			Seq: seq, App: in.App, ReceivedAt: in.ReceivedAt, RemoteAddr: in.RemoteAddr,
+			ContentType: in.ContentType, Size: len(in.Body), State: StateReceived,
+		})
+		if err != nil {
+			return err
+		}
+		key := u64(seq)
+		if err := tx.Bucket(bucketBodies).Put(key, in.Body); err != nil {
+			return err
+		}
+		if err := tx.Bucket(bucketNotifications).Put(key, meta); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketInbox).Put(key, nil)
+	})
+	if err != nil {
+		return 0, fmt.Errorf("append notification: %w", err)
+	}
+	return seq, nil
+}
+
+// Notification returns the metadata of notification seq.
+func (db *DB) Notification(seq uint64) (Notification, error) {
+	var n Notification
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		var err error
+		n, err = getNotification(tx, seq)
+		return err
+	})
+	return n, err
+}
+
+func getNotification(tx *bolt.Tx, seq uint64) (Notification, error) {
+	var n Notification
+	v := tx.Bucket(bucketNotifications).Get(u64(seq))
+	if v == nil {
+		return n, fmt.Errorf("notification %d: %w", seq, ErrNotFound)
+	}
+	if err := json.Unmarshal(v, &n); err != nil {
+		return n, fmt.Errorf("notification %d: %w", seq, err)
+	}
+	return n, nil
+}
+
+// Body returns a copy of the exact bytes received for notification seq.
+func (db *DB) Body(seq uint64) ([]byte, error) {
+	var body []byte
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketBodies).Get(u64(seq))
+		if v == nil {
+			return fmt.Errorf("body %d: %w", seq, ErrNotFound)
+		}
+		body = bytes.Clone(v)
+		return nil
+	})
+	return body, err
+}
+
+// Decoded returns the decoded document stored for notification seq.
+func (db *DB) Decoded(seq uint64) ([]byte, error) {
+	var doc []byte
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketDecoded).Get(u64(seq))
+		if v == nil {
+			return fmt.Errorf("decoded %d: %w", seq, ErrNotFound)
+		}
+		doc = bytes.Clone(v)
+		return nil
+	})
+	return doc, err
+}
+
+// Received is a notification waiting in the inbox, with its body.
+type Received struct {
+	Notification
+	Body []byte
+}
+
+// Inbox returns up to limit notifications not yet processed, oldest first.
+func (db *DB) Inbox(limit int) ([]Received, error) {
+	var out []Received
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketInbox).Cursor()
+		for k, _ := c.First(); k != nil && len(out) < limit; k, _ = c.Next() {
+			seq := readU64(k)
+			n, err := getNotification(tx, seq)
+			if err != nil {
+				return err
+			}
+			out = append(out, Received{Notification: n, Body: bytes.Clone(tx.Bucket(bucketBodies).Get(k))})
+		}
+		return nil
+	})
+	return out, err
+}
+
+// Outcome is the result of processing one notification: its new metadata, the
+// decoded document (optional) and the deliveries it creates.
+type Outcome struct {
+	Seq         uint64
+	State       State
+	Reason      string
+	UUID        string
+	Type        string
+	Subtype     string
+	Environment string
+	BundleID    string
+	// Verified marks a UUID that may make later notifications duplicates.
+	Verified bool
+	// Decoded is stored for `payload: decoded` targets when not nil.
+	Decoded []byte
+	// Deliveries to create, one per matching target.
+	Deliveries []NewDelivery
+}
+
+// Processed is the state a notification ended up in, as committed.
+type Processed struct {
+	Seq        uint64
+	State      State
+	Deliveries int
+}
+
+// Process commits outcomes: it updates each notification, removes it from the
+// inbox, records its UUID, and creates its deliveries, all in one transaction.
+// Dedupe happens here, inside the write transaction, so two copies processed in
+// the same batch cannot both be delivered: an outcome whose UUID is already held
+// becomes StateDuplicate and creates no deliveries.
+func (db *DB) Process(outcomes []Outcome) ([]Processed, error) {
+	var result []Processed
+	err := db.update(func(tx *bolt.Tx) error {
+		result = result[:0]
+		now := db.opts.Now()
+		for _, o := range outcomes {
+			p, err := processOne(tx, o, now)
+			if err != nil {
+				return err
+			}
+			result = append(result, p)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("process notifications: %w", err)
+	}
+	return result, nil
+}
+
+func processOne(tx *bolt.Tx, o Outcome, now time.Time) (Processed, error) {
+	key := u64(o.Seq)
+	n, err := getNotification(tx, o.Seq)
+	if err != nil {
+		return Processed{}, err
+	}
+	n.State, n.Reason = o.State, o.Reason
+	n.UUID, n.Type, n.Subtype = o.UUID, o.Type, o.Subtype
+	n.Environment, n.BundleID = o.Environment, o.BundleID
+	n.ProcessedAt = now
+
+	deliveries := o.Deliveries
+	if o.UUID != "" && o.State != StateDuplicate {
+		if held, ok := heldUUID(tx, o.UUID); ok && held.seq != o.Seq && (held.verified || !o.Verified) {
+			n.State, n.Reason, deliveries = StateDuplicate, fmt.Sprintf("notificationUUID already held by %d", held.seq), nil
+		} else if err := tx.Bucket(bucketUUIDs).Put([]byte(o.UUID), uuidValue(o.Seq, o.Verified)); err != nil {
+			return Processed{}, err
+		}
+	}
+	if o.Decoded != nil && n.State != StateDuplicate {
+		if err := tx.Bucket(bucketDecoded).Put(key, o.Decoded); err != nil {
+			return Processed{}, err
+		}
+	}
+	meta, err := json.Marshal(n)
+	if err != nil {
+		return Processed{}, err
+	}
+	if err := tx.Bucket(bucketNotifications).Put(key, meta); err != nil {
+		return Processed{}, err
+	}
+	if err := tx.Bucket(bucketInbox).Delete(key); err != nil {
+		return Processed{}, err
+	}
+	for _, d := range deliveries {
+		d.Seq = o.Seq
+		if _, err := createDelivery(tx, d, now); err != nil {
+			return Processed{}, err
+		}
+	}
+	return Processed{Seq: o.Seq, State: n.State, Deliveries: len(deliveries)}, nil
+}
+
+type heldEntry struct {
+	seq      uint64
+	verified bool
+}
+
+func heldUUID(tx *bolt.Tx, uuid string) (heldEntry, bool) {
+	v := tx.Bucket(bucketUUIDs).Get([]byte(uuid))
+	if len(v) != 9 {
+		return heldEntry{}, false
+	}
+	return heldEntry{seq: readU64(v), verified: v[8] == 1}, true
+}
+
+func uuidValue(seq uint64, verified bool) []byte {
+	v := append(u64(seq), 0)
+	if verified {
+		v[8] = 1
+	}
+	return v
+}
+
+// HasUUID reports whether a verified notification with this UUID is stored.
+func (db *DB) HasUUID(uuid string) (bool, error) {
+	var ok bool
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		held, found := heldUUID(tx, uuid)
+		ok = found && held.verified
+		return nil
+	})
+	return ok, err
+}

@@ -1,0 +1,281 @@
+package store
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// openTest opens a fresh database whose clock is *now, and checks the file's
+// integrity when the test ends.
+func openTest(t testing.TB, now *time.Time) *DB {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "asnrelay.db")
+	var mu sync.Mutex
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return *now }
+	db, err := Open(path, Options{Now: clock})
+	if err != nil {
+		t.Fatalf("open: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := db.Check(); err != nil {
+			t.Errorf("bbolt check: %v", err)
+		}
+		if err := db.Close(); err != nil {
+			t.Errorf("close: %v", err)
+		}
+	})
+	return db
+}
+
+var t0 = time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+
+func TestAppendStoresExactBytesAndQueuesThem(t *testing.T) {
+	now := t0
+	db := openTest(t, &now)
+	body := []byte("{ \"signedPayload\" : \"a.b.c\" ,\n\"x\":\"\\u00e9\" }")
+	seq, err := db.Append(Incoming{App: "myapp", Body: body, RemoteAddr: "17.58.0.1", ContentType: "application/json", ReceivedAt: now})
+	if err != nil {
+		t.Fatalf("append: %v", err)
+	}
+	got, err := db.Body(seq)
+	if err != nil || !bytes.Equal(got, body) {
+		t.Fatalf("body = %q, %v; want %q", got, err, body)
+	}
+	n, err := db.Notification(seq)
+	if err != nil {
+		t.Fatalf("notification: %v", err)
+	}
+	if n.App != "myapp" || n.State != StateReceived || n.Size != len(body) || !n.ReceivedAt.Equal(now) {
+		t.Errorf("metadata = %+v", n)
+	}
+	inbox, err := db.Inbox(10)
+	if err != nil || len(inbox) != 1 || inbox[0].Seq != seq || !bytes.Equal(inbox[0].Body, body) {
+		t.Fatalf("inbox = %+v, %v", inbox, err)
+	}
+}
+
+func TestConcurrentAppendsAllCommitInOrder(t *testing.T) {
+	now := t0
+	db := openTest(t, &now)
+	const n = 200
+	var wg sync.WaitGroup
+	seqs := make(chan uint64, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			seq, err := db.Append(Incoming{App: "a", Body: fmt.Appendf(nil, `{"signedPayload":"%d"}`, i), ReceivedAt: now})
+			if err != nil {
+				t.Errorf("append %d: %v", i, err)
+			}
+			seqs <- seq
+		}()
+	}
+	wg.Wait()
+	close(seqs)
+	seen := map[uint64]bool{}
+	for s := range seqs {
+		if seen[s] {
+			t.Fatalf("seq %d handed out twice", s)
+		}
+		seen[s] = true
+	}
+	inbox, err := db.Inbox(n + 1)
+	if err != nil || len(inbox) != n {
+		t.Fatalf("inbox holds %d, %v; want %d", len(inbox), err, n)
+	}
+	for i := 1; i < len(inbox); i++ {
+		if inbox[i-1].Seq >= inbox[i].Seq {
+			t.Fatalf("inbox out of order at %d", i)
+		}
+	}
+}
+
+func TestProcessDedupesAndCreatesDeliveries(t *testing.T) {
+	now := t0
+	db := openTest(t, &now)
+	var seqs []uint64
+	for range 4 {
+		seq, err := db.Append(Incoming{App: "a", Body: []byte(`{"signedPayload":"x"}`), ReceivedAt: now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		seqs = append(seqs, seq)
+	}
+	deliver := []NewDelivery{{Target: "t1", Payload: PayloadRaw, App: "a"}}
+	res, err := db.Process([]Outcome{
+		{Seq: seqs[0], State: StateUnverified, UUID: "u1", Deliveries: deliver},             // first copy, unverified
+		{Seq: seqs[1], State: StateVerified, UUID: "u1", Verified: true, Deliveries: deliver}, // verified beats unverified
+		{Seq: seqs[2], State: StateVerified, UUID: "u1", Verified: true, Deliveries: deliver}, // retry of a verified one
+		{Seq: seqs[3], State: StateUnverified, UUID: "u1", Deliveries: deliver},             // forged copy
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []State{StateUnverified, StateVerified, StateDuplicate, StateDuplicate}
+	for i, p := range res {
+		if p.State != want[i] {
+			t.Errorf("outcome %d: state %s, want %s", i, p.State, want[i])
+		}
+	}
+	if res[2].Deliveries != 0 || res[1].Deliveries != 1 {
+		t.Errorf("deliveries = %+v", res)
+	}
+	inbox, _ := db.Inbox(10)
+	if len(inbox) != 0 {
+		t.Errorf("inbox still holds %d", len(inbox))
+	}
+	due, _, err := db.Due("t1", now, 10, nil)
+	if err != nil || len(due) != 2 {
+		t.Fatalf("due = %d, %v; want 2", len(due), err)
+	}
+	if ok, _ := db.HasUUID("u1"); !ok {
+		t.Error("HasUUID(u1) = false after a verified copy")
+	}
+}
+
+func TestDeliveryLifecycle(t *testing.T) {
+	now := t0
+	db := openTest(t, &now)
+	seq, _ := db.Append(Incoming{App: "a", Body: []byte(`{"signedPayload":"x"}`), ReceivedAt: now})
+	ds, err := db.CreateDeliveries([]NewDelivery{{Seq: seq, Target: "t"}, {Seq: seq, Target: "t"}})
+	if err != nil || len(ds) != 2 {
+		t.Fatalf("create: %v", err)
+	}
+	// First fails and is rescheduled a minute later; second succeeds.
+	later := now.Add(time.Minute)
+	d, err := db.RecordAttempt(ds[0].ID, Attempt{At: now, Status: 500, Error: "HTTP 500"}, Next{State: DeliveryPending, At: later})
+	if err != nil || d.Attempts != 1 || d.State != DeliveryPending {
+		t.Fatalf("record: %+v, %v", d, err)
+	}
+	if _, err := db.RecordAttempt(ds[1].ID, Attempt{At: now, Status: 200}, Next{State: DeliverySucceeded}); err != nil {
+		t.Fatal(err)
+	}
+	due, next, _ := db.Due("t", now, 10, nil)
+	if len(due) != 0 || !next.Equal(later) {
+		t.Fatalf("due now = %d, next = %v; want 0 and %v", len(due), next, later)
+	}
+	due, _, _ = db.Due("t", later, 10, nil)
+	if len(due) != 1 || due[0].ID != ds[0].ID {
+		t.Fatalf("due later = %+v", due)
+	}
+	if _, err := db.RecordAttempt(ds[1].ID, Attempt{At: now}, Next{State: DeliverySucceeded}); err == nil {
+		t.Error("recording on a finished delivery succeeded")
+	}
+	count, oldest, _ := db.PendingStats("t")
+	if count != 1 || !oldest.Equal(now) {
+		t.Errorf("pending stats = %d, %v", count, oldest)
+	}
+	atts, _ := db.Attempts(ds[0].ID)
+	if len(atts) != 1 || atts[0].Status != 500 || atts[0].N != 1 {
+		t.Errorf("attempts = %+v", atts)
+	}
+	// Expiry ignores the next attempt time: it goes by age.
+	dead, err := db.ExpirePending("t", now.Add(time.Second), 10, nil)
+	if err != nil || len(dead) != 1 || dead[0].State != DeliveryDead {
+		t.Fatalf("expire = %+v, %v", dead, err)
+	}
+	if count, _, _ := db.PendingStats("t"); count != 0 {
+		t.Errorf("pending after expiry = %d", count)
+	}
+	if due, next, _ := db.Due("t", later.Add(time.Hour), 10, nil); len(due) != 0 || !next.IsZero() {
+		t.Errorf("dead delivery still due: %v %v", due, next)
+	}
+}
+
+func TestDueSkipsInFlightAndHonoursLimit(t *testing.T) {
+	now := t0
+	db := openTest(t, &now)
+	seq, _ := db.Append(Incoming{App: "a", Body: []byte(`{}`), ReceivedAt: now})
+	ds, _ := db.CreateDeliveries([]NewDelivery{{Seq: seq, Target: "t"}, {Seq: seq, Target: "t"}, {Seq: seq, Target: "t"}})
+	due, _, _ := db.Due("t", now, 2, func(id uint64) bool { return id == ds[0].ID })
+	if len(due) != 2 || due[0].ID != ds[1].ID || due[1].ID != ds[2].ID {
+		t.Fatalf("due = %+v", due)
+	}
+}
+
+func TestNewerSchemaIsRefused(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "asnrelay.db")
+	b, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Update(func(tx *bolt.Tx) error {
+		m, _ := tx.CreateBucketIfNotExists(bucketMeta)
+		return m.Put(keySchema, u64(SchemaVersion+1))
+	})
+	b.Close()
+	if _, err := Open(path, Options{}); !errors.Is(err, ErrNewerSchema) {
+		t.Fatalf("open newer schema: %v, want ErrNewerSchema", err)
+	}
+}
+
+func TestClosedStoreRefusesWrites(t *testing.T) {
+	db, err := Open(filepath.Join(t.TempDir(), "x.db"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	if _, err := db.Append(Incoming{Body: []byte("{}")}); !errors.Is(err, ErrClosed) {
+		t.Fatalf("append after close: %v", err)
+	}
+}
+
+func TestReopenKeepsEverything(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "asnrelay.db")
+	db, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seq, _ := db.Append(Incoming{App: "a", Body: []byte(`{"signedPayload":"p"}`)})
+	db.Close()
+	db, err = Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if inbox, _ := db.Inbox(10); len(inbox) != 1 || inbox[0].Seq != seq {
+		t.Fatalf("inbox after reopen = %+v", inbox)
+	}
+	seq2, _ := db.Append(Incoming{App: "a", Body: []byte(`{}`)})
+	if seq2 <= seq {
+		t.Errorf("sequence went back: %d after %d", seq2, seq)
+	}
+}
+
+// BenchmarkAppendParallel measures durable appends of 4 KiB bodies, fsync on,
+// from many goroutines: the group commit shares each fsync among them.
+func BenchmarkAppendParallel(b *testing.B) {
+	var commits, writes atomic.Int64
+	db, err := Open(filepath.Join(b.TempDir(), "asnrelay.db"), Options{OnCommit: func(n int, _ time.Duration) {
+		commits.Add(1)
+		writes.Add(int64(n))
+	}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	body := bytes.Repeat([]byte("a"), 4096)
+	b.SetParallelism(32)
+	b.SetBytes(int64(len(body)))
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := db.Append(Incoming{App: "a", Body: body}); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	if c := commits.Load(); c > 0 {
+		b.ReportMetric(float64(writes.Load())/float64(c), "writes/commit")
+	}
+}
