@@ -112,10 +112,10 @@ func TestProcessDedupesAndCreatesDeliveries(t *testing.T) {
 	}
 	deliver := []NewDelivery{{Target: "t1", Payload: PayloadRaw, App: "a"}}
 	res, err := db.Process([]Outcome{
-		{Seq: seqs[0], State: StateUnverified, UUID: "u1", Deliveries: deliver},             // first copy, unverified
+		{Seq: seqs[0], State: StateUnverified, UUID: "u1", Deliveries: deliver},               // first copy, unverified
 		{Seq: seqs[1], State: StateVerified, UUID: "u1", Verified: true, Deliveries: deliver}, // verified beats unverified
 		{Seq: seqs[2], State: StateVerified, UUID: "u1", Verified: true, Deliveries: deliver}, // retry of a verified one
-		{Seq: seqs[3], State: StateUnverified, UUID: "u1", Deliveries: deliver},             // forged copy
+		{Seq: seqs[3], State: StateUnverified, UUID: "u1", Deliveries: deliver},               // forged copy
 	})
 	if err != nil {
 		t.Fatal(err)
