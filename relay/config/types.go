@@ -31,6 +31,9 @@ type Log struct {
 type Admin struct {
 	Listen string `yaml:"listen"`
 	Token  string `yaml:"token"` // also token_file
+	// TokenFile names a file whose content (surrounding whitespace trimmed)
+	// Parse stores in Token. Relative paths are resolved by Parse.
+	TokenFile string `yaml:"token_file"`
 }
 
 // Apple holds settings shared by every app.
@@ -54,7 +57,7 @@ type API struct {
 	IssuerID       string `yaml:"issuer_id"`
 	KeyID          string `yaml:"key_id"`
 	PrivateKeyFile string `yaml:"private_key_file"`
-	PrivateKey     []byte `yaml:"-"` // PEM bytes, read from PrivateKeyFile by Load
+	PrivateKey     []byte `yaml:"-"` // PEM bytes, read from PrivateKeyFile by Parse
 	BaseURL        string `yaml:"base_url"`
 }
 
@@ -87,9 +90,12 @@ type Target struct {
 	VerifiedOnly bool              `yaml:"verified_only"`
 	Headers      map[string]string `yaml:"headers"`
 	Secret       string            `yaml:"secret"` // also secret_file
-	Timeout      time.Duration     `yaml:"timeout"`
-	Concurrency  int               `yaml:"concurrency"`
-	Retry        Retry             `yaml:"retry"`
+	// SecretFile names a file whose content (surrounding whitespace trimmed)
+	// Parse stores in Secret. Relative paths are resolved by Parse.
+	SecretFile  string        `yaml:"secret_file"`
+	Timeout     time.Duration `yaml:"timeout"`
+	Concurrency int           `yaml:"concurrency"`
+	Retry       Retry         `yaml:"retry"`
 }
 
 // Retry is a target's retry schedule.
