@@ -136,7 +136,7 @@ func TestVerifyJWS(t *testing.T) {
 		}},
 		{name: "no signedDate, clock outside validity", want: apple.ReasonExpiredChain,
 			verifier: verifierFor(ca).WithClock(fixedClock(caTo.AddDate(0, 0, 1))),
-			jws: func(t *testing.T) string { return sign(t, ca, map[string]any{"bundleId": "x"}) }},
+			jws:      func(t *testing.T) string { return sign(t, ca, map[string]any{"bundleId": "x"}) }},
 		{name: "null signedDate falls back to the clock", jws: func(t *testing.T) string {
 			return sign(t, ca, json.RawMessage(`{"signedDate":null}`))
 		}},
