@@ -34,6 +34,9 @@ type Error struct {
 	Key  string // key path such as "targets[0].retry.initial"; "" if the message names it
 	Msg  string
 	Err  error // the underlying error, such as an *fs.PathError, or nil
+
+	// lineOf is the key path whose line Parse reports, if not Key.
+	lineOf string
 }
 
 func (e *Error) Error() string {
@@ -130,7 +133,11 @@ func Parse(r io.Reader, opts Options) (*Config, error) {
 	}
 	problems := cfg.problems()
 	for _, p := range problems {
-		p.File, p.Line = opts.Name, d.line(p.Key)
+		at := p.Key
+		if p.lineOf != "" {
+			at = p.lineOf
+		}
+		p.File, p.Line = opts.Name, d.line(at)
 	}
 	if len(problems) > 0 {
 		return nil, joinErrors(problems)

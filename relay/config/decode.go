@@ -14,7 +14,7 @@ import (
 
 // maxDecodeSteps bounds the work of one decode, so that aliases and merge
 // keys that refer to each other many times over cannot blow up.
-const maxDecodeSteps = 1 << 20
+const maxDecodeSteps = 1 << 18
 
 var (
 	durationType = reflect.TypeFor[time.Duration]()
@@ -296,6 +296,8 @@ func (d *decoder) merge(val *yaml.Node, path string) []entry {
 		for _, c := range val.Content {
 			sources = append(sources, resolve(c))
 		}
+	default:
+		sources = []*yaml.Node{val}
 	}
 	var out []entry
 	for _, src := range sources {

@@ -40,6 +40,12 @@ func (ps *problems) add(key, format string, args ...any) {
 	*ps = append(*ps, &Error{Key: key, Msg: fmt.Sprintf(format, args...)})
 }
 
+// addAt is add for a problem best shown at the line of another key.
+func (ps *problems) addAt(key, lineOf, format string, args ...any) {
+	ps.add(key, format, args...)
+	(*ps)[len(*ps)-1].lineOf = lineOf
+}
+
 func (c *Config) problems() []*Error {
 	var ps problems
 	ps.listen("listen", c.Listen)
@@ -57,7 +63,7 @@ func (c *Config) problems() []*Error {
 		ps.add("admin.listen", "%q must differ from listen", c.Admin.Listen)
 	}
 	if c.Admin.Listen != "" && c.Admin.Token == "" && !IsLoopback(c.Admin.Listen) {
-		ps.add("admin.token", "required when admin.listen %q is not loopback", c.Admin.Listen)
+		ps.addAt("admin.token", "admin.listen", "required when admin.listen %q is not loopback", c.Admin.Listen)
 	}
 	for i, p := range c.TrustedProxies {
 		if !p.IsValid() {
@@ -121,7 +127,7 @@ func (ps *problems) app(key string, a *App) {
 	envs := a.environments()
 	ps.environments(key+".environments", envs)
 	if a.AppAppleID == 0 && slices.Contains(envs, EnvironmentProduction) {
-		ps.add(key+".app_apple_id", "required when environments include Production")
+		ps.addAt(key+".app_apple_id", key+".environments", "required when environments include Production")
 	}
 	if api := a.API; api != nil {
 		if api.IssuerID == "" {
@@ -184,8 +190,12 @@ func (ps *problems) target(key string, t *Target, apps map[string]int) {
 		}
 	}
 	ps.oneOf(key+".payload", "payload", t.Payload, payloads)
+	canonical := make(map[string]bool)
 	for _, name := range sortedKeys(t.Headers) {
+		lower := strings.ToLower(name)
 		switch {
+		case canonical[lower]:
+			ps.add(key+".headers", "header %q is set twice (names are case-insensitive)", name)
 		case !isToken(name):
 			ps.add(key+".headers", "invalid header name %q", name)
 		case isReservedHeader(name):
@@ -194,6 +204,7 @@ func (ps *problems) target(key string, t *Target, apps map[string]int) {
 			// Never print the value: headers carry credentials.
 			ps.add(key+".headers."+name, "value must not contain control characters")
 		}
+		canonical[lower] = true
 	}
 	if rest, ok := strings.CutPrefix(t.Secret, "whsec_"); ok {
 		if _, err := base64.StdEncoding.DecodeString(rest); err != nil || rest == "" {
