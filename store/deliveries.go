@@ -353,3 +353,23 @@ func (db *DB) Payload(d Delivery) ([]byte, error) {
 	}
 	return db.Body(d.Seq)
 }
+
+// OldestPending returns when the oldest pending delivery of target was
+// created, or the zero time when none is pending. It reads one record.
+func (db *DB) OldestPending(target string) (time.Time, error) {
+	var oldest time.Time
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		pending := tx.Bucket(bucketPending).Bucket([]byte(target))
+		if pending == nil {
+			return nil
+		}
+		k, _ := pending.Cursor().First()
+		if k == nil {
+			return nil
+		}
+		d, err := getDelivery(tx, readU64(k))
+		oldest = d.CreatedAt
+		return err
+	})
+	return oldest, err
+}
