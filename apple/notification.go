@@ -66,8 +66,8 @@ func verifyAs[T any](v *Verifier, jws string, setRaw func(*T, []byte)) (*T, erro
 // notificationUUID, type, environment); never trust what it returns.
 //
 // Errors are *VerificationError with Reason malformed. When the outer payload decodes but
-// nested data does not, DecodeNotification returns the Notification (without the nested
-// model) together with the error.
+// nested data does not, DecodeNotification returns the Notification, without the nested
+// model that failed, together with the error.
 func DecodeNotification(signedPayload string) (*Notification, error) {
 	payload, err := decodeUnverified(signedPayload)
 	if err != nil {

@@ -319,3 +319,18 @@ func TestReasonOf(t *testing.T) {
 		}
 	}
 }
+
+func BenchmarkVerifyNotification(b *testing.B) {
+	ca := newCA(b)
+	v := verifierFor(ca)
+	signed := signNotification(b, ca, appletest.Notification{
+		Type: "DID_RENEW", SignedDate: signedDate,
+		Transaction: &apple.Transaction{TransactionID: "1"}, RenewalInfo: &apple.RenewalInfo{},
+	})
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := v.VerifyNotification(signed); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
