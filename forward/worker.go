@@ -45,8 +45,10 @@ type worker struct {
 }
 
 type result struct {
-	id         uint64
-	ok         bool
+	id  uint64
+	ok  bool
+	end time.Time // when the attempt ended, on the engine's clock
+	// retryAfter is the wait the target asked for.
 	retryAfter time.Duration
 }
 
@@ -146,7 +148,6 @@ func (w *worker) expire(now time.Time) time.Time {
 }
 
 func (w *worker) finish(r result) {
-	now := w.e.opts.Now()
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	delete(w.inflight, r.id)
@@ -162,7 +163,7 @@ func (w *worker) finish(r result) {
 		w.log.Warn().Msg("target failing: holding its backlog while one delivery probes it")
 	}
 	w.failing = true
-	w.nextProbe = now.Add(max(w.probe.NextBackOff(), r.retryAfter))
+	w.nextProbe = r.end.Add(max(w.probe.NextBackOff(), r.retryAfter))
 }
 
 func (w *worker) isInFlight(id uint64) bool {
@@ -181,7 +182,7 @@ func (w *worker) attempt(ctx context.Context, d store.Delivery) result {
 		if rerr == nil {
 			w.logDead(rec)
 		}
-		return result{id: d.ID, ok: true}
+		return result{id: d.ID, ok: true, end: w.e.opts.Now()}
 	}
 	start := w.e.opts.Now()
 	a, retryAfter := w.send(ctx, d, body, start)
@@ -190,9 +191,9 @@ func (w *worker) attempt(ctx context.Context, d store.Delivery) result {
 	next := store.Next{State: store.DeliverySucceeded}
 	res := ResultSuccess
 	ok := a.Error == ""
+	end := start.Add(a.Latency)
 	if !ok {
-		delay := max(w.target.Retry.delay(d.Attempts+1), retryAfter)
-		at := start.Add(a.Latency).Add(delay)
+		at := end.Add(max(w.target.Retry.delay(d.Attempts+1), retryAfter))
 		next = store.Next{State: store.DeliveryPending, At: at}
 		res = ResultRetry
 		// Past max_age already: dead now. Otherwise the expiry sweep ends it
@@ -205,7 +206,7 @@ func (w *worker) attempt(ctx context.Context, d store.Delivery) result {
 	if err != nil {
 		// Not recorded: the delivery keeps its due time and is tried again.
 		w.log.Error().Err(err).Uint64("delivery", d.ID).Msg("record attempt")
-		return result{id: d.ID, ok: ok}
+		return result{id: d.ID, ok: ok, end: end}
 	}
 	switch res {
 	case ResultRetry:
@@ -220,7 +221,7 @@ func (w *worker) attempt(ctx context.Context, d store.Delivery) result {
 	if w.e.opts.OnAttempt != nil {
 		w.e.opts.OnAttempt(rec, a, res)
 	}
-	return result{id: d.ID, ok: ok, retryAfter: retryAfter}
+	return result{id: d.ID, ok: ok, end: end, retryAfter: retryAfter}
 }
 
 func (w *worker) logDead(d store.Delivery) {
