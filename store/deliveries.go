@@ -248,6 +248,15 @@ func moveDelivery(tx *bolt.Tx, d Delivery, next Next, now time.Time) (Delivery, 
 				return d, err
 			}
 		}
+		if next.State == DeliveryDead {
+			dead, err := tx.Bucket(bucketDead).CreateBucketIfNotExists(target)
+			if err != nil {
+				return d, err
+			}
+			if err := dead.Put(u64(d.ID), nil); err != nil {
+				return d, err
+			}
+		}
 	}
 	return d, putDelivery(tx, d)
 }
@@ -325,6 +334,18 @@ func (db *DB) PendingStats(target string) (int, time.Time, error) {
 		return nil
 	})
 	return count, oldest, err
+}
+
+// DeadCount returns how many dead deliveries of target are held.
+func (db *DB) DeadCount(target string) (int, error) {
+	var n int
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		if dead := tx.Bucket(bucketDead).Bucket([]byte(target)); dead != nil {
+			n = dead.Stats().KeyN
+		}
+		return nil
+	})
+	return n, err
 }
 
 // Attempts returns the recorded attempts of delivery id, in order.

@@ -11,6 +11,7 @@
 //	deliveries      id -> Delivery (JSON)
 //	due/<target>    nextAttemptAt (unix ns) + id -> empty; pending deliveries in due order
 //	pending/<target> id -> empty; pending deliveries in creation order (oldest first)
+//	dead/<target>   id -> empty; dead deliveries, oldest first
 //	attempts        id + attempt number (uint32) -> Attempt (JSON)
 //
 // seq and id are bbolt bucket sequences encoded as 8-byte big-endian integers, so

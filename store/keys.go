@@ -15,6 +15,7 @@ var (
 	bucketDeliveries    = []byte("deliveries")
 	bucketDue           = []byte("due")
 	bucketPending       = []byte("pending")
+	bucketDead          = []byte("dead")
 	bucketAttempts      = []byte("attempts")
 
 	keySchema = []byte("schema")
@@ -23,7 +24,7 @@ var (
 // topBuckets are created when a file is opened for the first time.
 var topBuckets = [][]byte{
 	bucketMeta, bucketBodies, bucketNotifications, bucketInbox, bucketUUIDs,
-	bucketDecoded, bucketDeliveries, bucketDue, bucketPending, bucketAttempts,
+	bucketDecoded, bucketDeliveries, bucketDue, bucketPending, bucketDead, bucketAttempts,
 }
 
 func u64(v uint64) []byte {

@@ -186,6 +186,9 @@ func TestDeliveryLifecycle(t *testing.T) {
 	if count, _, _ := db.PendingStats("t"); count != 0 {
 		t.Errorf("pending after expiry = %d", count)
 	}
+	if n, _ := db.DeadCount("t"); n != 1 {
+		t.Errorf("dead count = %d, want 1", n)
+	}
 	if due, next, _ := db.Due("t", later.Add(time.Hour), 10, nil); len(due) != 0 || !next.IsZero() {
 		t.Errorf("dead delivery still due: %v %v", due, next)
 	}
