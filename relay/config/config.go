@@ -281,10 +281,12 @@ func (c *Config) App(name string) (*App, bool) {
 // (Production, Sandbox, Xcode or LocalTesting). An app that lists no
 // environments accepts DefaultEnvironments.
 func (a *App) Allows(env string) bool {
-	return slices.Contains(a.environments(), env)
+	return slices.Contains(a.EnvironmentList(), env)
 }
 
-func (a *App) environments() []string {
+// EnvironmentList returns the environments the app accepts: its own list, or
+// DefaultEnvironments when it lists none.
+func (a *App) EnvironmentList() []string {
 	if len(a.Environments) == 0 {
 		return DefaultEnvironments()
 	}

@@ -124,7 +124,7 @@ func (ps *problems) app(key string, a *App) {
 	if a.AppAppleID < 0 {
 		ps.add(key+".app_apple_id", "%d must not be negative", a.AppAppleID)
 	}
-	envs := a.environments()
+	envs := a.EnvironmentList()
 	ps.environments(key+".environments", envs)
 	if a.AppAppleID == 0 && slices.Contains(envs, EnvironmentProduction) {
 		ps.addAt(key+".app_apple_id", key+".environments", "required when environments include Production")

@@ -1,0 +1,62 @@
+package relay
+
+import (
+	"encoding/json"
+	"testing"
+)
+
+func TestCheckShape(t *testing.T) {
+	for _, tc := range []struct {
+		body string
+		ok   bool
+	}{
+		{`{"signedPayload":"a.b.c"}`, true},
+		{" \n{ \"x\" : [1, {\"y\":\"}\"}], \"signedPayload\" : \"a.b.c\" , \"z\": null }\n", true},
+		{`{"a":{"signedPayload":1},"signedPayload":"x\"y"}`, true},
+		{`{"signedPayload":"e30.e30.\u00e9"}`, true},
+		{``, false},
+		{`   `, false},
+		{`[]`, false},
+		{`{}`, false},
+		{`null`, false},
+		{`"signedPayload"`, false},
+		{`{"signedPayload":""}`, false},
+		{`{"signedPayload":1}`, false},
+		{`{"signedPayload":null}`, false},
+		{`{"signedPayload":["a"]}`, false},
+		{`{"other":"a.b.c"}`, false},
+		{`{"signedPayload":"a.b.c"`, false},
+		{`{"signedPayload":"a.b.c"} trailing`, false},
+		{`{"signedPayload":"a.b.c",}`, false},
+		{`{"signedPayload" "a.b.c"}`, false},
+		{`{"signedPayload":"a` + "\n" + `b"}`, false},
+		{`{"x":{"y":[1,2,"]"]}, "signedPayload":"p"}`, true},
+		{`{"x":{"y":[1,2}, "signedPayload":"p"`, false},
+	} {
+		err := checkShape([]byte(tc.body))
+		if (err == nil) != tc.ok {
+			t.Errorf("checkShape(%q) = %v, want ok=%v", tc.body, err, tc.ok)
+		}
+	}
+}
+
+// FuzzCheckShape: never panics, and whatever it accepts, encoding/json reads
+// as an object with a string signedPayload (or at least does not contradict it
+// for well-formed JSON).
+func FuzzCheckShape(f *testing.F) {
+	for _, s := range []string{`{"signedPayload":"a.b.c"}`, `{"a":[{"b":"}"}],"signedPayload":"x"}`, `{`, `{"signedPayload":"\"}`, `[]`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		err := checkShape(b)
+		if err != nil || !json.Valid(b) {
+			return
+		}
+		var v struct {
+			SignedPayload *string `json:"signedPayload"`
+		}
+		if jerr := json.Unmarshal(b, &v); jerr != nil || v.SignedPayload == nil || *v.SignedPayload == "" {
+			t.Fatalf("checkShape accepted %q, but encoding/json reads %v / %v", b, jerr, v.SignedPayload)
+		}
+	})
+}
