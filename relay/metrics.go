@@ -14,6 +14,7 @@ type metrics struct {
 	registry        *prometheus.Registry
 	ingestRequests  *prometheus.CounterVec
 	ingestDuration  prometheus.Histogram
+	ingestInFlight  prometheus.Gauge
 	commitDuration  prometheus.Histogram
 	batchSize       prometheus.Histogram
 	notifications   *prometheus.CounterVec
@@ -29,6 +30,8 @@ func newMetrics(db func() *store.DB, targets []string) *metrics {
 			Help: "Requests to /asn/..., by app (\"unknown\" for unconfigured names) and HTTP status."}, []string{"app", "code"}),
 		ingestDuration: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Name: "ingest_duration_seconds",
 			Help: "Time from request to the 200, fsync included.", Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16)}),
+		ingestInFlight: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "ingest_in_flight_requests",
+			Help: "Requests to /asn/... being read or committed right now."}),
 		commitDuration: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Name: "store_commit_duration_seconds",
 			Help: "Duration of one group commit (write and fsync).", Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16)}),
 		batchSize: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Name: "store_batch_size",
@@ -42,7 +45,7 @@ func newMetrics(db func() *store.DB, targets []string) *metrics {
 	}
 	m.registry.MustRegister(
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.ingestRequests, m.ingestDuration, m.commitDuration, m.batchSize, m.notifications, m.deliveries, m.attemptDuration,
+		m.ingestRequests, m.ingestDuration, m.ingestInFlight, m.commitDuration, m.batchSize, m.notifications, m.deliveries, m.attemptDuration,
 		&backlogCollector{db: db, targets: targets, now: time.Now},
 	)
 	return m

@@ -43,6 +43,7 @@ type Options struct {
 // DB is an open asnrelay database.
 type DB struct {
 	bolt *bolt.DB
+	path string
 	opts Options
 
 	mu     sync.RWMutex // guards closed and sends on writes
@@ -88,7 +89,7 @@ func Open(path string, opts Options) (*DB, error) {
 		b.Close()
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
-	db := &DB{bolt: b, opts: opts, writes: make(chan *write, opts.MaxBatch), done: make(chan struct{})}
+	db := &DB{bolt: b, path: path, opts: opts, writes: make(chan *write, opts.MaxBatch), done: make(chan struct{})}
 	go db.writer()
 	return db, nil
 }
@@ -111,7 +112,7 @@ func initSchema(tx *bolt.Tx) error {
 }
 
 // Path returns the file name of the database.
-func (db *DB) Path() string { return db.bolt.Path() }
+func (db *DB) Path() string { return db.path }
 
 // Close stops accepting writes, commits those already queued, and closes the file.
 func (db *DB) Close() error {

@@ -285,3 +285,13 @@ func (db *DB) HasUUID(uuid string) (bool, error) {
 	})
 	return ok, err
 }
+
+// NotificationCount returns how many notifications are stored.
+func (db *DB) NotificationCount() (int, error) {
+	var n int
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		n = tx.Bucket(bucketNotifications).Stats().KeyN
+		return nil
+	})
+	return n, err
+}

@@ -59,7 +59,8 @@ func (c *Config) problems() []*Error {
 	ps.oneOf("log.format", "format", c.Log.Format, logFormats)
 
 	ps.listen("admin.listen", c.Admin.Listen)
-	if c.Admin.Listen != "" && c.Admin.Listen == c.Listen {
+	// Port 0 asks the kernel for a free port, so two of them never clash.
+	if c.Admin.Listen != "" && c.Admin.Listen == c.Listen && !strings.HasSuffix(c.Listen, ":0") {
 		ps.add("admin.listen", "%q must differ from listen", c.Admin.Listen)
 	}
 	if c.Admin.Listen != "" && c.Admin.Token == "" && !IsLoopback(c.Admin.Listen) {
