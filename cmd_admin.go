@@ -1,0 +1,6 @@
+package main
+
+import "github.com/spf13/cobra"
+
+// adminCommands are the commands that talk to a running daemon's admin API.
+func adminCommands() []*cobra.Command { return nil }
