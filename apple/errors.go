@@ -59,14 +59,6 @@ func ReasonOf(err error) Reason {
 	return ""
 }
 
-// IsRetryable reports whether verifying the same input again later could succeed. It is false
-// for every error this package returns: verification is offline (no OCSP), so its outcome
-// depends only on the input and the trusted roots. A caller must not drop data on a retryable
-// error; with this implementation there are none, but callers should still ask.
-func IsRetryable(err error) bool {
-	return false
-}
-
 func verificationErr(reason Reason, err error) *VerificationError {
 	return &VerificationError{Reason: reason, Err: err}
 }
