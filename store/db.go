@@ -95,8 +95,15 @@ func Open(path string, opts Options) (*DB, error) {
 }
 
 func initSchema(tx *bolt.Tx) error {
+	// Files written before the notif_deliveries index existed get it built once.
+	indexMissing := tx.Bucket(bucketDeliveries) != nil && tx.Bucket(bucketNotifDelivery) == nil
 	for _, name := range topBuckets {
 		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+			return err
+		}
+	}
+	if indexMissing {
+		if err := indexDeliveries(tx); err != nil {
 			return err
 		}
 	}

@@ -49,6 +49,9 @@ type Delivery struct {
 	LastStatus    int           `json:"last_status,omitempty"`
 	LastError     string        `json:"last_error,omitempty"`
 	FinishedAt    time.Time     `json:"finished_at,omitzero"`
+	// ReplayedBy is the latest delivery created to repeat this one (0 for
+	// none). A replayed dead delivery leaves the dead index but stays dead.
+	ReplayedBy uint64 `json:"replayed_by,omitempty"`
 }
 
 // Attempt is the record of one HTTP attempt of a delivery.
@@ -89,7 +92,10 @@ func createDelivery(tx *bolt.Tx, nd NewDelivery, now time.Time) (Delivery, error
 	if err != nil {
 		return Delivery{}, err
 	}
-	return d, pending.Put(u64(id), nil)
+	if err := pending.Put(u64(id), nil); err != nil {
+		return Delivery{}, err
+	}
+	return d, tx.Bucket(bucketNotifDelivery).Put(notifDeliveryKey(nd.Seq, id), nil)
 }
 
 func putDelivery(tx *bolt.Tx, d Delivery) error {

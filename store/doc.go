@@ -11,8 +11,10 @@
 //	deliveries      id -> Delivery (JSON)
 //	due/<target>    nextAttemptAt (unix ns) + id -> empty; pending deliveries in due order
 //	pending/<target> id -> empty; pending deliveries in creation order (oldest first)
-//	dead/<target>   id -> empty; dead deliveries, oldest first
+//	dead/<target>   id -> empty; dead deliveries not yet replayed, oldest first
 //	attempts        id + attempt number (uint32) -> Attempt (JSON)
+//	notif_deliveries seq + id -> empty; every delivery of a notification (built
+//	                once from deliveries when a file written without it is opened)
 //
 // seq and id are bbolt bucket sequences encoded as 8-byte big-endian integers, so
 // cursors read them in arrival order. Due keys put the time first, so the work due
@@ -25,6 +27,28 @@
 // commits it with one fsync (group commit), then answers each caller. When Append
 // returns nil the body is on disk. A write that fails inside a batch is retried on
 // its own, so one bad write cannot fail its neighbours.
+//
+// # Replays
+//
+// A replay never rewrites history: it creates a new delivery whose ReplayOf
+// names the one it repeats, which keeps its state and attempts and records
+// ReplayedBy. A replayed dead delivery leaves dead/<target> (the dead-letter
+// queue), so replaying "all dead" twice does not send anything twice.
+// Requeue puts unverified notifications back in the inbox for another
+// verification.
+//
+// # Retention
+//
+// Sweep deletes succeeded and dead deliveries (with their attempts and index
+// entries) that finished before their cutoff, then notifications received
+// before theirs that are processed and have no delivery left: a notification
+// lives as long as its longest-kept delivery. Deleting a notification deletes
+// its body, metadata, decoded document and the notificationUUID entry it
+// holds (after that, a copy with the same UUID is no longer a duplicate; the
+// caller keeps notifications at least as long as Apple retries). Nothing in
+// the inbox or pending is ever deleted. Each transaction deletes at most
+// SweepKeys keys, through the writer like every other write. bbolt reuses
+// freed pages but never shrinks the file; Compact (daemon stopped) does.
 //
 // # Caveats
 //

@@ -17,6 +17,7 @@ var (
 	bucketPending       = []byte("pending")
 	bucketDead          = []byte("dead")
 	bucketAttempts      = []byte("attempts")
+	bucketNotifDelivery = []byte("notif_deliveries")
 
 	keySchema = []byte("schema")
 )
@@ -25,6 +26,7 @@ var (
 var topBuckets = [][]byte{
 	bucketMeta, bucketBodies, bucketNotifications, bucketInbox, bucketUUIDs,
 	bucketDecoded, bucketDeliveries, bucketDue, bucketPending, bucketDead, bucketAttempts,
+	bucketNotifDelivery,
 }
 
 func u64(v uint64) []byte {
@@ -60,5 +62,14 @@ func attemptKey(id uint64, n int) []byte {
 	b := make([]byte, 12)
 	binary.BigEndian.PutUint64(b, id)
 	binary.BigEndian.PutUint32(b[8:], uint32(n))
+	return b
+}
+
+// notifDeliveryKey indexes delivery id under notification seq, so a prefix
+// scan of seq finds every delivery of one notification.
+func notifDeliveryKey(seq, id uint64) []byte {
+	b := make([]byte, 16)
+	binary.BigEndian.PutUint64(b, seq)
+	binary.BigEndian.PutUint64(b[8:], id)
 	return b
 }
