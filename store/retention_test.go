@@ -40,7 +40,7 @@ func TestSweepDeletesExactlyWhatIsExpired(t *testing.T) {
 	process(t, db, Outcome{Seq: unverified, State: StateUnverified, UUID: "u-unverified"})
 	duplicate := appendAt(t, db, "a", old)
 	process(t, db, Outcome{Seq: duplicate, State: StateVerified, UUID: "u-delivered", Verified: true}) // becomes a duplicate
-	mixed := appendAt(t, db, "a", old) // one succeeded, one dead
+	mixed := appendAt(t, db, "a", old)                                                                 // one succeeded, one dead
 	ds := verified(mixed, "u-mixed", "x", "y")
 	finish(ds[0], old, DeliverySucceeded)
 	finish(ds[1], old, DeliveryDead)
