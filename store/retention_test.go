@@ -39,8 +39,9 @@ func TestSweepDeletesExactlyWhatIsExpired(t *testing.T) {
 	unverified := appendAt(t, db, "a", old)
 	process(t, db, Outcome{Seq: unverified, State: StateUnverified, UUID: "u-unverified"})
 	duplicate := appendAt(t, db, "a", old)
-	process(t, db, Outcome{Seq: duplicate, State: StateVerified, UUID: "u-delivered", Verified: true}) // becomes a duplicate
-	mixed := appendAt(t, db, "a", old)                                                                 // one succeeded, one dead
+	// Same UUID as delivered: a duplicate.
+	process(t, db, Outcome{Seq: duplicate, State: StateVerified, UUID: "u-delivered", Verified: true})
+	mixed := appendAt(t, db, "a", old) // one succeeded, one dead
 	ds := verified(mixed, "u-mixed", "x", "y")
 	finish(ds[0], old, DeliverySucceeded)
 	finish(ds[1], old, DeliveryDead)
