@@ -85,7 +85,7 @@ type Failure struct {
 // Request is a request the FakeAPI received.
 type Request struct {
 	Method    string
-	Path      string
+	Path      string // escaped, as sent
 	Query     url.Values
 	Header    http.Header
 	Body      []byte
@@ -179,13 +179,14 @@ const maxRequestBody = 1 << 20
 // ServeHTTP answers one request.
 func (f *FakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(io.LimitReader(r.Body, maxRequestBody))
-	rec := Request{Method: r.Method, Path: r.URL.Path, Query: r.URL.Query(), Header: r.Header.Clone(), Body: body}
+	path := r.URL.EscapedPath()
+	rec := Request{Method: r.Method, Path: path, Query: r.URL.Query(), Header: r.Header.Clone(), Body: body}
 
 	f.mu.Lock()
 	rec.Claims, rec.AuthError = f.checkToken(r.Header.Get("Authorization"))
 	var fail *Failure
 	if rec.AuthError == "" {
-		fail = f.takeFailure(r.URL.Path)
+		fail = f.takeFailure(path)
 	}
 	delay := f.Delay
 	if fail != nil && fail.Delay > 0 {
@@ -198,7 +199,7 @@ func (f *FakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case fail != nil:
 		a = failureAnswer(*fail)
 	default:
-		a = f.route(r.Method, r.URL.Path, rec.Query, body)
+		a = f.route(r.Method, path, rec.Query, body)
 	}
 	rec.Status = a.status
 	f.requests = append(f.requests, rec)
@@ -321,7 +322,7 @@ func (f *FakeAPI) checkToken(auth string) (jwt.MapClaims, string) {
 	return claims, ""
 }
 
-// route answers an authorised request from the fake's data.
+// route answers an authorised request from the fake's data; path is escaped.
 func (f *FakeAPI) route(method, path string, q url.Values, body []byte) answer {
 	seg := strings.Split(strings.TrimPrefix(path, "/"), "/")
 	last := ""
