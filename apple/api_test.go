@@ -826,7 +826,9 @@ func TestGetTransactionInfoAnyEnvironment(t *testing.T) {
 	prodClient := prod.newClient(t, prodOpts)
 
 	sandbox := newAPIEnv(t, nil)
-	sandbox.fake.Update(func(f *appletest.FakeAPI) { f.Key, f.KeyID, f.IssuerID = prod.fake.Key, prod.fake.KeyID, prod.fake.IssuerID })
+	sandbox.fake.Update(func(f *appletest.FakeAPI) {
+		f.Key, f.KeyID, f.IssuerID = prod.fake.Key, prod.fake.KeyID, prod.fake.IssuerID
+	})
 	sbOpts := prodOpts
 	sbOpts.Environment, sbOpts.BaseURL, sbOpts.Verifier = apple.EnvironmentSandbox, sandbox.srv.URL, verifierFor(sandbox.ca)
 	sbClient := sandbox.newClient(t, sbOpts)
@@ -1034,8 +1036,8 @@ func TestParseRetryAfter(t *testing.T) {
 		wantOK bool
 	}{
 		{strconv.FormatInt(now.Add(1500*time.Millisecond).UnixMilli(), 10), 1500 * time.Millisecond, true}, // Apple's form
-		{strconv.FormatInt(now.Add(-time.Minute).UnixMilli(), 10), 0, true},                               // already past
-		{"120", 2 * time.Minute, true},                                                                   // delta-seconds
+		{strconv.FormatInt(now.Add(-time.Minute).UnixMilli(), 10), 0, true},                                // already past
+		{"120", 2 * time.Minute, true}, // delta-seconds
 		{" 0 ", 0, true},
 		{strconv.FormatInt(now.Add(time.Minute).Unix(), 10), time.Minute, true}, // UNIX seconds
 		{now.Add(90 * time.Second).Format(http.TimeFormat), 90 * time.Second, true},

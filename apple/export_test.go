@@ -13,7 +13,9 @@ func SetClientSleep(c *Client, sleep func(context.Context, time.Duration) error)
 type RateLimiter = rateLimiter
 
 // NewRateLimiter returns a token bucket with the given clock.
-func NewRateLimiter(rate float64, now func() time.Time) *RateLimiter { return newRateLimiter(rate, now) }
+func NewRateLimiter(rate float64, now func() time.Time) *RateLimiter {
+	return newRateLimiter(rate, now)
+}
 
 // Reserve takes a token and returns the wait before using it.
 func (l *rateLimiter) Reserve() time.Duration { return l.reserve() }
