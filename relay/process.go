@@ -49,8 +49,8 @@ func (p *processor) run(ctx context.Context) {
 		if err != nil {
 			p.log.Error().Err(err).Msg("process notifications; retrying")
 		}
-		if n == processBatch && err == nil {
-			continue // more waiting
+		if n > 0 && err == nil {
+			continue // maybe more waiting; an empty inbox ends the burst
 		}
 		wait := time.Duration(0)
 		if err != nil {
@@ -107,7 +107,13 @@ func (p *processor) step() (int, error) {
 	for i, d := range done {
 		o := outcomes[i]
 		deliveries += d.Deliveries
-		p.metrics.notifications.WithLabelValues(inbox[i].App, o.Environment, o.Type, string(d.State)).Inc()
+		env, typ := o.Environment, o.Type
+		if d.State != store.StateVerified && d.State != store.StateDuplicate {
+			// Unverified payloads say what their sender likes: keep label
+			// values bounded.
+			env, typ = "unverified", "unverified"
+		}
+		p.metrics.notifications.WithLabelValues(inbox[i].App, env, typ, string(d.State)).Inc()
 		ev := p.log.Info()
 		if d.State != store.StateVerified {
 			ev = p.log.Warn()
@@ -163,8 +169,8 @@ func (p *processor) outcome(r store.Received) (store.Outcome, error) {
 		return o, nil
 	}
 	id := n.Identity()
-	o.UUID, o.Type, o.Subtype = n.NotificationUUID, string(n.NotificationType), string(n.Subtype)
-	o.Environment, o.BundleID = id.Environment, id.BundleID
+	o.UUID, o.Type, o.Subtype = clean(n.NotificationUUID), clean(string(n.NotificationType)), clean(string(n.Subtype))
+	o.Environment, o.BundleID = clean(id.Environment), clean(id.BundleID)
 	if verified {
 		err := apple.CheckIdentity(id, apple.AppExpectation{BundleID: app.BundleID, AppAppleID: app.AppAppleID, Environments: app.EnvironmentList()})
 		if err != nil {
@@ -213,4 +219,22 @@ func targetMatches(t config.Target, app string, o store.Outcome, verified bool) 
 		return false
 	}
 	return true
+}
+
+// maxFieldLength bounds identifiers copied from a payload into metadata and
+// request headers.
+const maxFieldLength = 200
+
+// clean returns s if it is a short run of printable ASCII, else "". Values
+// read from unverified payloads end up in headers, logs and the admin API.
+func clean(s string) string {
+	if len(s) > maxFieldLength {
+		return ""
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] > 0x7e {
+			return ""
+		}
+	}
+	return s
 }

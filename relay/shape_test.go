@@ -2,6 +2,7 @@ package relay
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 )
 
@@ -59,4 +60,21 @@ func FuzzCheckShape(f *testing.F) {
 			t.Fatalf("checkShape accepted %q, but encoding/json reads %v / %v", b, jerr, v.SignedPayload)
 		}
 	})
+}
+
+func TestCleanKeepsOnlyShortPrintableASCII(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"DID_RENEW", "DID_RENEW"},
+		{"002e14d5-51f5-4503-b5a8-c3a1af68eb20", "002e14d5-51f5-4503-b5a8-c3a1af68eb20"},
+		{"a\nb", ""},
+		{"a\x00b", ""},
+		{"evil\r\nX-Injected: 1", ""},
+		{"caf\u00e9", ""},
+		{strings.Repeat("x", 200), strings.Repeat("x", 200)},
+		{strings.Repeat("x", 201), ""},
+	} {
+		if got := clean(tc.in); got != tc.want {
+			t.Errorf("clean(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
 }

@@ -142,18 +142,26 @@ type Received struct {
 	Body []byte
 }
 
-// Inbox returns up to limit notifications not yet processed, oldest first.
+// MaxInboxBytes bounds the body bytes one Inbox call returns, so a batch of
+// large bodies cannot take much memory.
+const MaxInboxBytes = 8 << 20
+
+// Inbox returns up to limit notifications not yet processed, oldest first,
+// with at most about MaxInboxBytes of bodies (always at least one).
 func (db *DB) Inbox(limit int) ([]Received, error) {
 	var out []Received
 	err := db.bolt.View(func(tx *bolt.Tx) error {
+		size := 0
 		c := tx.Bucket(bucketInbox).Cursor()
-		for k, _ := c.First(); k != nil && len(out) < limit; k, _ = c.Next() {
+		for k, _ := c.First(); k != nil && len(out) < limit && size < MaxInboxBytes; k, _ = c.Next() {
 			seq := readU64(k)
 			n, err := getNotification(tx, seq)
 			if err != nil {
 				return err
 			}
-			out = append(out, Received{Notification: n, Body: bytes.Clone(tx.Bucket(bucketBodies).Get(k))})
+			body := bytes.Clone(tx.Bucket(bucketBodies).Get(k))
+			size += len(body)
+			out = append(out, Received{Notification: n, Body: body})
 		}
 		return nil
 	})

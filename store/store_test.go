@@ -282,3 +282,21 @@ func BenchmarkAppendParallel(b *testing.B) {
 		b.ReportMetric(float64(writes.Load())/float64(c), "writes/commit")
 	}
 }
+
+func TestInboxBoundsBodyBytes(t *testing.T) {
+	now := t0
+	db := openTest(t, &now)
+	big := bytes.Repeat([]byte("a"), 3<<20)
+	for range 5 {
+		if _, err := db.Append(Incoming{App: "a", Body: big}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	inbox, err := db.Inbox(100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(inbox) != 3 { // 3 × 3 MiB passes MaxInboxBytes (8 MiB); the rest waits
+		t.Errorf("inbox returned %d bodies of 3 MiB, want 3", len(inbox))
+	}
+}
