@@ -1,5 +1,6 @@
 // Package apple speaks Apple's side of asnrelay: it verifies and decodes App Store signed data
-// (JWS) such as App Store Server Notifications V2, and holds the decoded models.
+// (JWS) such as App Store Server Notifications V2, holds the decoded models, and calls the App
+// Store Server API.
 //
 // # Verification
 //
@@ -39,4 +40,28 @@
 // documents. Enumerations are named string (or, where Apple sends numbers, integer) types with
 // constants for the documented values; unknown values decode without error. Each decoded
 // payload keeps its exact JSON in Raw, so fields Apple adds later are never lost.
+//
+// # App Store Server API
+//
+// A [Client] calls the App Store Server API for one app in one environment, authenticated
+// with the app's In-App Purchase key ([ParsePrivateKey]): a fresh ES256 token per request
+// ([Client.Token]). It covers the endpoints asnrelay needs: Get Transaction Info, Get
+// Transaction History (v2), Get All Subscription Statuses, Look Up Order ID, Get Refund
+// History, Send Consumption Information (the current v2 endpoint), Request a Test
+// Notification, Get Test Notification Status and Get Notification History, with iterators
+// over the paged ones.
+//
+// Every request is rate limited per endpoint (Apple's published limits by default), bounded
+// in time ([ClientOptions].Timeout) and size ([MaxResponseBytes]), and retried, with
+// exponential backoff and jitter, when Apple says it may succeed later: HTTP 429 (honouring
+// Retry-After, a UNIX time in milliseconds), 5xx, and the retryable error codes. Failures are
+// [*APIError] (matching [ErrUnauthorized], [ErrNotFound], [ErrRateLimited]) or
+// [*NetworkError]; [IsRetryable] tells whether to keep the work for later.
+//
+// Apple documents one fallback between environments, and only for Get Transaction Info: a
+// transaction Production does not know (errorCode 4040010) may be a Sandbox one; see
+// [GetTransactionInfoAnyEnvironment]. The client never falls back on its own.
+//
+// [SignPromotionalOffer] and [SignPromotionalOfferV2] sign promotional offers with the same
+// key. The fake API in package appletest serves tests.
 package apple
