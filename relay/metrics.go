@@ -20,6 +20,8 @@ type metrics struct {
 	notifications   *prometheus.CounterVec
 	deliveries      *prometheus.CounterVec
 	attemptDuration *prometheus.HistogramVec
+	appleRequests   *prometheus.CounterVec
+	appleAPIUp      *prometheus.GaugeVec
 }
 
 func newMetrics(db func() *store.DB, targets []string) *metrics {
@@ -42,10 +44,15 @@ func newMetrics(db func() *store.DB, targets []string) *metrics {
 			Help: "Delivery attempts by target and result (success, retry, dead)."}, []string{"target", "result"}),
 		attemptDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Name: "delivery_attempt_duration_seconds",
 			Help: "Duration of one HTTP attempt to a target.", Buckets: prometheus.DefBuckets}, []string{"target"}),
+		appleRequests: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "apple_requests_total",
+			Help: "HTTP attempts to the App Store Server API, by endpoint and HTTP status (\"error\" when there was no answer)."}, []string{"endpoint", "code"}),
+		appleAPIUp: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "apple_api_up",
+			Help: "1 when the app's In-App Purchase key worked against the App Store Server API at the last check, else 0."}, []string{"app", "environment"}),
 	}
 	m.registry.MustRegister(
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.ingestRequests, m.ingestDuration, m.ingestInFlight, m.commitDuration, m.batchSize, m.notifications, m.deliveries, m.attemptDuration,
+		m.appleRequests, m.appleAPIUp,
 		&backlogCollector{db: db, targets: targets, now: time.Now},
 	)
 	return m

@@ -41,7 +41,8 @@ type Options struct {
 	Version string
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
-	// HTTPClient sends deliveries; nil means forward's default client.
+	// HTTPClient sends deliveries and App Store Server API requests; nil
+	// means forward's and apple's default clients.
 	HTTPClient *http.Client
 }
 
@@ -58,6 +59,8 @@ type Relay struct {
 	forward   *forward.Engine
 	processor *processor
 	metrics   *metrics
+	// appleClients are the App Store Server API clients: app -> environment.
+	appleClients appleClients
 
 	public, admin     *http.Server
 	publicLn, adminLn net.Listener
@@ -90,6 +93,13 @@ func New(cfg *config.Config, log zerolog.Logger, opts Options) (*Relay, error) {
 		targets[i] = t.Name
 	}
 	r.metrics = newMetrics(func() *store.DB { return r.db }, targets)
+	r.appleClients, err = newAppleClients(cfg, log, apple.ClientOptions{
+		Verifier: r.verifier, Now: opts.Now, HTTPClient: opts.HTTPClient,
+		UserAgent: "asnrelay/" + opts.Version, OnAttempt: r.metrics.observeAppleAttempt,
+	})
+	if err != nil {
+		return nil, err
+	}
 	return r, nil
 }
 

@@ -1,0 +1,92 @@
+package relay
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+
+	"github.com/rs/zerolog"
+
+	"github.com/asnrelay/asnrelay/apple"
+	"github.com/asnrelay/asnrelay/relay/config"
+)
+
+// apiEnvironments are the environments the App Store Server API serves; one
+// In-App Purchase key works for both.
+var apiEnvironments = []apple.Environment{apple.EnvironmentProduction, apple.EnvironmentSandbox}
+
+// appleClients are the App Store Server API clients of every app with an api
+// block, per environment (Production, Sandbox): app name -> environment -> client.
+type appleClients = map[string]map[apple.Environment]*apple.Client
+
+// newAppleClients builds a client per app with an api block and per API
+// environment. base carries what every client shares (Verifier, Now,
+// HTTPClient, OnAttempt...); the app's key, identifiers and base URL are
+// filled in. A key that is not an In-App Purchase key is a config error
+// naming apps[i].api.private_key_file.
+func newAppleClients(cfg *config.Config, log zerolog.Logger, base apple.ClientOptions) (appleClients, error) {
+	out := make(appleClients)
+	for i := range cfg.Apps {
+		app := &cfg.Apps[i]
+		if app.API == nil {
+			continue
+		}
+		keyPath := fmt.Sprintf("apps[%d].api.private_key_file", i)
+		file := app.API.PrivateKeyFile
+		if file == "" {
+			file = "private key"
+		}
+		key, err := apple.ParsePrivateKey(app.API.PrivateKey)
+		if err != nil {
+			return nil, &config.Error{Key: keyPath, Msg: fmt.Sprintf("%s: %v", file, err), Err: err}
+		}
+		clients := make(map[apple.Environment]*apple.Client, len(apiEnvironments))
+		for _, env := range apiEnvironments {
+			opts := base
+			opts.IssuerID, opts.KeyID, opts.BundleID, opts.Key = app.API.IssuerID, app.API.KeyID, app.BundleID, key
+			opts.Environment, opts.BaseURL = env, app.API.BaseURL
+			c, err := apple.NewClient(opts)
+			if err != nil {
+				return nil, &config.Error{Key: fmt.Sprintf("apps[%d].api", i), Msg: err.Error(), Err: err}
+			}
+			clients[env] = c
+		}
+		out[app.Name] = clients
+		log.Debug().Str("app", app.Name).Str("key_id", app.API.KeyID).Str("base_url", clients[apple.EnvironmentProduction].BaseURL()).
+			Msg("App Store Server API client ready")
+	}
+	return out, nil
+}
+
+// appleClient returns the App Store Server API client of app for env; false
+// when the app has no api block or env is not Production or Sandbox.
+func (r *Relay) appleClient(app string, env apple.Environment) (*apple.Client, bool) {
+	c, ok := r.appleClients[app][env]
+	return c, ok
+}
+
+// apiEnvironmentsOf returns the API environments app accepts notifications
+// from, in Production, Sandbox order; both when it lists neither (an app that
+// only takes Xcode data can still look things up).
+func apiEnvironmentsOf(app *config.App) []apple.Environment {
+	var out []apple.Environment
+	for _, env := range apiEnvironments {
+		if slices.Contains(app.EnvironmentList(), string(env)) {
+			out = append(out, env)
+		}
+	}
+	if len(out) == 0 {
+		return apiEnvironments
+	}
+	return out
+}
+
+// observeAppleAttempt counts one HTTP attempt to the App Store Server API:
+// code is the HTTP status, or "error" when there was no answer.
+func (m *metrics) observeAppleAttempt(a apple.APIAttempt) {
+	code := "error"
+	if a.Status != 0 {
+		code = strconv.Itoa(a.Status)
+	}
+	m.appleRequests.WithLabelValues(a.Endpoint, code).Inc()
+}
