@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -161,7 +162,7 @@ func (c *Client) GetTransactionHistory(ctx context.Context, transactionID, revis
 
 // TransactionHistoryPages walks all pages of Get Transaction History. It stops at the first
 // error, which it yields.
-func (c *Client) TransactionHistoryPages(ctx context.Context, transactionID string, filter TransactionHistoryRequest) func(yield func(*HistoryResponse, error) bool) {
+func (c *Client) TransactionHistoryPages(ctx context.Context, transactionID string, filter TransactionHistoryRequest) iter.Seq2[*HistoryResponse, error] {
 	return func(yield func(*HistoryResponse, error) bool) {
 		revision := ""
 		for {
@@ -325,7 +326,7 @@ func (c *Client) GetRefundHistory(ctx context.Context, transactionID, revision s
 
 // RefundHistoryPages walks all pages of Get Refund History. It stops at the first error,
 // which it yields.
-func (c *Client) RefundHistoryPages(ctx context.Context, transactionID string) func(yield func(*RefundHistoryResponse, error) bool) {
+func (c *Client) RefundHistoryPages(ctx context.Context, transactionID string) iter.Seq2[*RefundHistoryResponse, error] {
 	return func(yield func(*RefundHistoryResponse, error) bool) {
 		revision := ""
 		for {
@@ -466,7 +467,7 @@ func (c *Client) GetNotificationHistory(ctx context.Context, paginationToken str
 // NotificationHistoryPages walks all pages of Get Notification History. It stops at the first
 // error, which it yields; a caller that wants to resume later keeps the PaginationToken of
 // the last page it handled.
-func (c *Client) NotificationHistoryPages(ctx context.Context, req NotificationHistoryRequest) func(yield func(*NotificationHistoryResponse, error) bool) {
+func (c *Client) NotificationHistoryPages(ctx context.Context, req NotificationHistoryRequest) iter.Seq2[*NotificationHistoryResponse, error] {
 	return func(yield func(*NotificationHistoryResponse, error) bool) {
 		token := ""
 		for {
