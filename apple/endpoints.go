@@ -163,24 +163,11 @@ func (c *Client) GetTransactionHistory(ctx context.Context, transactionID, revis
 // TransactionHistoryPages walks all pages of Get Transaction History. It stops at the first
 // error, which it yields.
 func (c *Client) TransactionHistoryPages(ctx context.Context, transactionID string, filter TransactionHistoryRequest) iter.Seq2[*HistoryResponse, error] {
-	return func(yield func(*HistoryResponse, error) bool) {
-		revision := ""
-		for {
-			page, err := c.GetTransactionHistory(ctx, transactionID, revision, filter)
-			if err != nil {
-				yield(nil, err)
-				return
-			}
-			if !yield(page, nil) || !page.HasMore {
-				return
-			}
-			if page.Revision == "" || page.Revision == revision {
-				yield(nil, fmt.Errorf("apple api %s: hasMore without a new revision", EndpointGetTransactionHistory))
-				return
-			}
-			revision = page.Revision
-		}
-	}
+	return pages(EndpointGetTransactionHistory, "revision",
+		func(revision string) (*HistoryResponse, error) {
+			return c.GetTransactionHistory(ctx, transactionID, revision, filter)
+		},
+		func(p *HistoryResponse) (bool, string) { return p.HasMore, p.Revision })
 }
 
 // StatusResponse is the answer of Get All Subscription Statuses.
@@ -327,24 +314,11 @@ func (c *Client) GetRefundHistory(ctx context.Context, transactionID, revision s
 // RefundHistoryPages walks all pages of Get Refund History. It stops at the first error,
 // which it yields.
 func (c *Client) RefundHistoryPages(ctx context.Context, transactionID string) iter.Seq2[*RefundHistoryResponse, error] {
-	return func(yield func(*RefundHistoryResponse, error) bool) {
-		revision := ""
-		for {
-			page, err := c.GetRefundHistory(ctx, transactionID, revision)
-			if err != nil {
-				yield(nil, err)
-				return
-			}
-			if !yield(page, nil) || !page.HasMore {
-				return
-			}
-			if page.Revision == "" || page.Revision == revision {
-				yield(nil, fmt.Errorf("apple api %s: hasMore without a new revision", EndpointGetRefundHistory))
-				return
-			}
-			revision = page.Revision
-		}
-	}
+	return pages(EndpointGetRefundHistory, "revision",
+		func(revision string) (*RefundHistoryResponse, error) {
+			return c.GetRefundHistory(ctx, transactionID, revision)
+		},
+		func(p *RefundHistoryResponse) (bool, string) { return p.HasMore, p.Revision })
 }
 
 // SendTestNotificationResponse is the answer of Request a Test Notification.
@@ -468,22 +442,36 @@ func (c *Client) GetNotificationHistory(ctx context.Context, paginationToken str
 // error, which it yields; a caller that wants to resume later keeps the PaginationToken of
 // the last page it handled.
 func (c *Client) NotificationHistoryPages(ctx context.Context, req NotificationHistoryRequest) iter.Seq2[*NotificationHistoryResponse, error] {
-	return func(yield func(*NotificationHistoryResponse, error) bool) {
-		token := ""
+	return pages(EndpointGetNotificationHistory, "paginationToken",
+		func(token string) (*NotificationHistoryResponse, error) {
+			return c.GetNotificationHistory(ctx, token, req)
+		},
+		func(p *NotificationHistoryResponse) (bool, string) { return p.HasMore, p.PaginationToken })
+}
+
+// pages walks a paged endpoint: get fetches the page after cursor ("" for the
+// first), next says whether more follow and the cursor that gets them. It
+// stops at the first error, which it yields, and refuses to loop on a cursor
+// that does not move.
+func pages[P any](endpoint, cursorName string, get func(cursor string) (P, error), next func(P) (bool, string)) iter.Seq2[P, error] {
+	return func(yield func(P, error) bool) {
+		var zero P
+		cursor := ""
 		for {
-			page, err := c.GetNotificationHistory(ctx, token, req)
+			page, err := get(cursor)
 			if err != nil {
-				yield(nil, err)
+				yield(zero, err)
 				return
 			}
-			if !yield(page, nil) || !page.HasMore {
+			more, following := next(page)
+			if !yield(page, nil) || !more {
 				return
 			}
-			if page.PaginationToken == "" || page.PaginationToken == token {
-				yield(nil, fmt.Errorf("apple api %s: hasMore without a new paginationToken", EndpointGetNotificationHistory))
+			if following == "" || following == cursor {
+				yield(zero, fmt.Errorf("apple api %s: hasMore without a new %s", endpoint, cursorName))
 				return
 			}
-			token = page.PaginationToken
+			cursor = following
 		}
 	}
 }
