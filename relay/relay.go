@@ -182,6 +182,7 @@ func (r *Relay) Run(ctx context.Context) error {
 	var workers sync.WaitGroup
 	workers.Go(func() { r.processor.run(workCtx) })
 	workers.Go(func() { r.forward.Run(workCtx) })
+	workers.Go(func() { r.runRetention(workCtx) })
 
 	serveErr := make(chan error, 2)
 	go func() { serveErr <- serve(r.public, r.publicLn) }()
