@@ -2,6 +2,7 @@ package relay
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -9,8 +10,11 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/rs/zerolog"
 
 	"github.com/asnrelay/asnrelay/apple/appletest"
 	"github.com/asnrelay/asnrelay/relay/config"
@@ -724,4 +728,41 @@ func writeFile(t testing.TB, path string, data []byte) {
 	if err := os.WriteFile(path, data, 0o600); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// testClock is a clock that moves only when told.
+type testClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newTestClock(t time.Time) *testClock { return &testClock{t: t} }
+
+func (c *testClock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *testClock) add(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+// startRelayWith is startRelay with options (a clock).
+func startRelayWith(t testing.TB, cfg *config.Config, opts Options) *harness {
+	t.Helper()
+	r, err := New(cfg, zerolog.Nop(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Open(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	h := &harness{r: r, url: "http://" + r.Addr().String(), admin: "http://" + r.AdminAddr().String(), cancel: cancel, done: make(chan error, 1)}
+	go func() { h.done <- r.Run(ctx) }()
+	t.Cleanup(func() { h.stop(t) })
+	return h
 }

@@ -24,7 +24,8 @@ type metrics struct {
 	appleAPIUp      *prometheus.GaugeVec
 }
 
-func newMetrics(db func() *store.DB, targets []string) *metrics {
+// newMetrics builds the metrics; now is the relay's clock, for the backlog's ages.
+func newMetrics(db func() *store.DB, targets []string, now func() time.Time) *metrics {
 	const ns = "asnrelay"
 	m := &metrics{
 		registry: prometheus.NewRegistry(),
@@ -53,7 +54,7 @@ func newMetrics(db func() *store.DB, targets []string) *metrics {
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.ingestRequests, m.ingestDuration, m.ingestInFlight, m.commitDuration, m.batchSize, m.notifications, m.deliveries, m.attemptDuration,
 		m.appleRequests, m.appleAPIUp,
-		&backlogCollector{db: db, targets: targets, now: time.Now},
+		&backlogCollector{db: db, targets: targets, now: now},
 	)
 	return m
 }
@@ -73,7 +74,7 @@ type backlogCollector struct {
 
 var (
 	descPending = prometheus.NewDesc("asnrelay_deliveries_pending", "Deliveries waiting to be sent, by target.", []string{"target"}, nil)
-	descDead    = prometheus.NewDesc("asnrelay_deliveries_dead", "Dead deliveries held (replayable), by target.", []string{"target"}, nil)
+	descDead    = prometheus.NewDesc("asnrelay_deliveries_dead", "Dead deliveries not yet replayed, by target.", []string{"target"}, nil)
 	descOldest  = prometheus.NewDesc("asnrelay_oldest_pending_seconds", "Age of the oldest pending delivery, by target; 0 when none.", []string{"target"}, nil)
 )
 
