@@ -61,6 +61,7 @@ func (r *Relay) registerAPI(mux *http.ServeMux) {
 	for _, rt := range routes {
 		mux.Handle(rt.pattern, r.guard(r.authorized(r.apiHandler(rt.fn))))
 	}
+	r.registerAppleAPI(mux)
 	r.registerDashboard(mux)
 }
 

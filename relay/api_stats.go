@@ -107,10 +107,10 @@ func (r *Relay) apiApps(w http.ResponseWriter, req *http.Request) error {
 	}
 	list := AppList{Apps: make([]AppInfo, 0, len(r.cfg.Apps))}
 	for _, a := range r.cfg.Apps {
-		list.Apps = append(list.Apps, AppInfo{
+		list.Apps = append(list.Apps, r.withAppleStatus(AppInfo{
 			Name: a.Name, BundleID: a.BundleID, AppAppleID: a.AppAppleID,
 			Environments: a.EnvironmentList(), API: a.API != nil,
-		})
+		}))
 	}
 	writeJSON(w, http.StatusOK, list)
 	return nil

@@ -2,8 +2,10 @@ package relay
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
+	"sync"
 
 	"github.com/rs/zerolog"
 
@@ -89,4 +91,53 @@ func (m *metrics) observeAppleAttempt(a apple.APIAttempt) {
 		code = strconv.Itoa(a.Status)
 	}
 	m.appleRequests.WithLabelValues(a.Endpoint, code).Inc()
+}
+
+// appleState is the daemon's Apple work that the admin API reads: the
+// latest check per app and the backfills running. The zero value is ready.
+type appleState struct {
+	mu        sync.Mutex
+	checks    map[string][]AppStatus // app -> one per API environment
+	backfills map[string]bool        // apps with a backfill running
+}
+
+// setChecks records the statuses of a check.
+func (s *appleState) setChecks(statuses []AppStatus) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.checks == nil {
+		s.checks = make(map[string][]AppStatus)
+	}
+	byApp := make(map[string][]AppStatus)
+	for _, st := range statuses {
+		byApp[st.App] = append(byApp[st.App], st)
+	}
+	maps.Copy(s.checks, byApp)
+}
+
+// checksOf returns the statuses last recorded for app.
+func (s *appleState) checksOf(app string) []AppStatus {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.checks[app])
+}
+
+// startBackfill marks a backfill of app as running; false when one already is.
+func (s *appleState) startBackfill(app string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.backfills[app] {
+		return false
+	}
+	if s.backfills == nil {
+		s.backfills = make(map[string]bool)
+	}
+	s.backfills[app] = true
+	return true
+}
+
+func (s *appleState) endBackfill(app string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.backfills, app)
 }

@@ -61,6 +61,7 @@ type Relay struct {
 	metrics   *metrics
 	// appleClients are the App Store Server API clients: app -> environment.
 	appleClients appleClients
+	appleState   appleState
 
 	public, admin     *http.Server
 	publicLn, adminLn net.Listener
@@ -182,6 +183,7 @@ func (r *Relay) Run(ctx context.Context) error {
 	var workers sync.WaitGroup
 	workers.Go(func() { r.processor.run(workCtx) })
 	workers.Go(func() { r.forward.Run(workCtx) })
+	workers.Go(func() { r.appleStartup(workCtx) })
 	workers.Go(func() { r.runRetention(workCtx) })
 
 	serveErr := make(chan error, 2)

@@ -1,6 +1,7 @@
 package appletest
 
 import (
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -56,11 +57,24 @@ type FakeAPI struct {
 	NotificationHistory []string
 	// Delay makes every answer wait this long (or until the client gives up).
 	Delay time.Duration
+	// NotificationURL, when set, is where the fake sends the TEST notification of Request a
+	// Test Notification, as Apple does: a POST of {"signedPayload":"..."}, made before the
+	// request is answered. Get Test Notification Status then reports that very notification
+	// and SUCCESS for a 200–206 answer, UNSUCCESSFUL_HTTP_RESPONSE_CODE or NO_RESPONSE else.
+	// Without it, the notification is only signed and reported as sent.
+	NotificationURL string
 
 	mu        sync.Mutex
 	failures  []Failure
 	requests  []Request
 	testToken int
+	tests     map[int]*testNotification // by token number
+}
+
+// testNotification is a TEST notification the fake was asked for.
+type testNotification struct {
+	signed   string
+	attempts []apple.SendAttempt
 }
 
 // Subscription is one entry of Get All Subscription Statuses.
@@ -205,6 +219,9 @@ func (f *FakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f.requests = append(f.requests, rec)
 	f.mu.Unlock()
 
+	if a.after != nil {
+		a.after()
+	}
 	if delay > 0 {
 		t := time.NewTimer(delay)
 		select {
@@ -228,6 +245,7 @@ type answer struct {
 	status int
 	header http.Header
 	body   []byte
+	after  func() // runs unlocked before the answer is written
 }
 
 func jsonAnswer(status int, v any) answer {
@@ -343,8 +361,7 @@ func (f *FakeAPI) route(method, path string, q url.Values, body []byte) answer {
 	case method == http.MethodPut && len(seg) == 5 && strings.HasPrefix(path, "/inApps/v2/transactions/consumption/"):
 		return f.consumption(last, body)
 	case method == http.MethodPost && path == "/inApps/v1/notifications/test":
-		f.testToken++
-		return jsonAnswer(http.StatusOK, map[string]string{"testNotificationToken": fmt.Sprintf("%s-%d", f.IssuerID, f.testToken)})
+		return f.requestTest()
 	case method == http.MethodGet && len(seg) == 5 && strings.HasPrefix(path, "/inApps/v1/notifications/test/"):
 		return f.testStatus(last)
 	case method == http.MethodPost && path == "/inApps/v1/notifications/history":
@@ -534,11 +551,7 @@ func (f *FakeAPI) consumption(id string, body []byte) answer {
 	return answer{status: http.StatusAccepted}
 }
 
-func (f *FakeAPI) testStatus(token string) answer {
-	n, err := strconv.Atoi(strings.TrimPrefix(token, f.IssuerID+"-"))
-	if err != nil || n < 1 || n > f.testToken {
-		return errorAnswer(http.StatusNotFound, apple.ErrorCodeTestNotificationNotFound, "Either the test notification token is expired or the notification and status are not yet available.")
-	}
+func (f *FakeAPI) requestTest() answer {
 	now := f.now()
 	signed, err := f.CA.SignNotification(Notification{
 		Type: string(apple.NotificationTypeTest), SignedDate: now, BundleID: f.BundleID,
@@ -547,10 +560,50 @@ func (f *FakeAPI) testStatus(token string) answer {
 	if err != nil {
 		return errorAnswer(http.StatusInternalServerError, apple.ErrorCodeGeneralInternal, err.Error())
 	}
-	return jsonAnswer(http.StatusOK, map[string]any{
-		"signedPayload": signed,
-		"sendAttempts":  []apple.SendAttempt{{AttemptDate: apple.TimestampOf(now), SendAttemptResult: apple.SendAttemptResultSuccess}},
-	})
+	f.testToken++
+	tn := &testNotification{signed: signed}
+	if f.tests == nil {
+		f.tests = make(map[int]*testNotification)
+	}
+	f.tests[f.testToken] = tn
+	a := jsonAnswer(http.StatusOK, map[string]string{"testNotificationToken": fmt.Sprintf("%s-%d", f.IssuerID, f.testToken)})
+	if f.NotificationURL == "" {
+		tn.attempts = []apple.SendAttempt{{AttemptDate: apple.TimestampOf(now), SendAttemptResult: apple.SendAttemptResultSuccess}}
+		return a
+	}
+	url := f.NotificationURL
+	a.after = func() {
+		result := sendTest(url, signed)
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		tn.attempts = append(tn.attempts, apple.SendAttempt{AttemptDate: apple.TimestampOf(f.now()), SendAttemptResult: result})
+	}
+	return a
+}
+
+// sendTest POSTs a TEST notification the way Apple does and returns the attempt's result.
+func sendTest(url, signed string) apple.SendAttemptResult {
+	body, _ := json.Marshal(map[string]string{"signedPayload": signed})
+	client := &http.Client{Timeout: 10 * time.Second}
+	resp, err := client.Post(url, "application/json", bytes.NewReader(body))
+	if err != nil {
+		return apple.SendAttemptResultNoResponse
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode < 200 || resp.StatusCode > 206 {
+		return apple.SendAttemptResultUnsuccessfulHTTPResponseCode
+	}
+	return apple.SendAttemptResultSuccess
+}
+
+func (f *FakeAPI) testStatus(token string) answer {
+	n, err := strconv.Atoi(strings.TrimPrefix(token, f.IssuerID+"-"))
+	tn, ok := f.tests[n]
+	if err != nil || !ok || len(tn.attempts) == 0 {
+		return errorAnswer(http.StatusNotFound, apple.ErrorCodeTestNotificationNotFound, "Either the test notification token is expired or the notification and status are not yet available.")
+	}
+	return jsonAnswer(http.StatusOK, map[string]any{"signedPayload": tn.signed, "sendAttempts": tn.attempts})
 }
 
 func (f *FakeAPI) notificationHistory(q url.Values, body []byte) answer {
