@@ -22,7 +22,13 @@ var dashboardFS embed.FS
 
 // dashboardTemplates are parsed once; they never change after.
 var dashboardTemplates = template.Must(template.New("").Funcs(template.FuncMap{
-	"ago":     ago,
+	"ago": ago,
+	"probe": func(now, at time.Time) string {
+		if !at.After(now) {
+			return "probe due"
+		}
+		return "next probe in " + roundDuration(at.Sub(now))
+	},
 	"seconds": func(s float64) string { return roundDuration(time.Duration(s * float64(time.Second))) },
 	"clock":   func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05Z") },
 	"short":   shorten,
