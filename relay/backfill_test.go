@@ -69,6 +69,13 @@ func waitDelivered(t testing.TB, h *harness, n int, targets ...string) {
 	})
 }
 
+// waitChecked waits for the key check the relay makes at start, so that its
+// requests to the fake API are done.
+func waitChecked(t testing.TB, h *harness) {
+	t.Helper()
+	waitFor(t, "the key check at start", func() bool { return len(h.r.appleState.checksOf("myapp")) > 0 })
+}
+
 func postBackfill(t testing.TB, h *harness, req BackfillRequest) (int, []byte) {
 	t.Helper()
 	data, _ := json.Marshal(req)
@@ -91,6 +98,7 @@ func TestBackfillStoresOnlyWhatIsMissing(t *testing.T) {
 	cfg := testConfig(t, ca, target("backend", s.URL))
 	withAPI(t, cfg, fake, url)
 	h := startRelay(t, cfg)
+	waitChecked(t, h)
 
 	if code := h.post(t, "myapp", bodies[1]); code != http.StatusOK {
 		t.Fatalf("ingest: %d", code)
@@ -174,6 +182,7 @@ func TestBackfillPagesAndBothEnvironments(t *testing.T) {
 	cfg := testConfig(t, ca, target("backend", s.URL))
 	withAPI(t, cfg, fake, url)
 	h := startRelay(t, cfg)
+	waitChecked(t, h)
 
 	// No environment: Production and Sandbox, here the same fake, so the
 	// second walk finds everything already stored.
@@ -211,6 +220,7 @@ func TestBackfillRequestErrors(t *testing.T) {
 	noAPI.Name, noAPI.BundleID, noAPI.Environments = "plain", "com.example.plain", []string{"Sandbox"}
 	cfg.Apps = append(cfg.Apps, noAPI)
 	h := startRelay(t, cfg)
+	waitChecked(t, h)
 	now := time.Now()
 	for _, tc := range []struct {
 		name string
