@@ -26,7 +26,10 @@ func (r *Relay) apiBackfill(w http.ResponseWriter, req *http.Request) error {
 	}
 	// The admin server's WriteTimeout is for ordinary requests.
 	http.NewResponseController(w).SetWriteDeadline(time.Now().Add(BackfillTimeout + time.Minute))
-	res, err := r.backfill(req.Context(), br, envs)
+	// A backfill stops with the relay, not only with the client.
+	ctx, cancel := r.appleState.bindWork(req.Context())
+	defer cancel()
+	res, err := r.backfill(ctx, br, envs)
 	switch {
 	case errors.Is(err, errBackfillRunning):
 		return errConflict("%s %q; try again when it is done", err, br.App)
@@ -79,6 +82,7 @@ func (r *Relay) withAppleStatus(info AppInfo) AppInfo {
 // app's key (logged, recorded for GET /api/v1/apps and asnrelay_apple_api_up),
 // then backfill_on_start. Neither stops the relay.
 func (r *Relay) appleStartup(ctx context.Context) {
+	r.appleState.setWork(ctx)
 	if len(r.appleClients) == 0 {
 		return
 	}

@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"context"
 	"fmt"
 	"maps"
 	"slices"
@@ -99,6 +100,29 @@ type appleState struct {
 	mu        sync.Mutex
 	checks    map[string][]AppStatus // app -> one per API environment
 	backfills map[string]bool        // apps with a backfill running
+	// work ends when the relay stops its background work; backfills asked
+	// for over the admin API end with it.
+	work context.Context
+}
+
+func (s *appleState) setWork(ctx context.Context) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.work = ctx
+}
+
+// bindWork returns a context that ends with ctx or with the relay's
+// background work, whichever ends first.
+func (s *appleState) bindWork(ctx context.Context) (context.Context, context.CancelFunc) {
+	s.mu.Lock()
+	work := s.work
+	s.mu.Unlock()
+	ctx, cancel := context.WithCancel(ctx)
+	if work == nil {
+		return ctx, cancel
+	}
+	stop := context.AfterFunc(work, cancel)
+	return ctx, func() { stop(); cancel() }
 }
 
 // setChecks records the statuses of a check.

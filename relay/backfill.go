@@ -83,9 +83,6 @@ func (r *Relay) backfill(ctx context.Context, req BackfillRequest, envs []apple.
 			break
 		}
 	}
-	if res.Stored > 0 {
-		r.processor.wake()
-	}
 	ev := log.Info()
 	if err != nil {
 		ev = log.Error().Err(err)
@@ -107,6 +104,7 @@ func (r *Relay) backfillEnvironment(ctx context.Context, req BackfillRequest, en
 		if err != nil {
 			return fmt.Errorf("backfill %s %s: %w", req.App, env, err)
 		}
+		before := res.Stored
 		for _, item := range page.NotificationHistory {
 			res.Fetched++
 			stored, err := r.backfillOne(req.App, item.SignedPayload, seen)
@@ -118,6 +116,9 @@ func (r *Relay) backfillEnvironment(ctx context.Context, req BackfillRequest, en
 			} else {
 				res.Skipped++
 			}
+		}
+		if res.Stored > before {
+			r.processor.wake() // process each page while the next is fetched
 		}
 	}
 	return nil

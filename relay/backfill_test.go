@@ -322,3 +322,31 @@ func TestBackfillStartFollowsTheLastNotification(t *testing.T) {
 		t.Errorf("down for 400 days: start %s, want 180 days ago", got)
 	}
 }
+
+func TestBackfillStopsWithTheRelay(t *testing.T) {
+	ca := newLiveCA(t)
+	fake, url := startFakeAPI(t, ca)
+	cfg := testConfig(t, ca)
+	withAPI(t, cfg, fake, url)
+	h := startRelay(t, cfg)
+	waitChecked(t, h)
+	checks := len(fake.Requests())
+	fake.Update(func(f *appletest.FakeAPI) { f.Delay = time.Hour })
+
+	status := make(chan int, 1)
+	go func() {
+		data, _ := json.Marshal(BackfillRequest{App: "myapp", Start: time.Now().Add(-time.Hour)})
+		resp, err := http.Post(h.admin+"/api/v1/backfill", "application/json", bytes.NewReader(data))
+		if err != nil {
+			status <- -1
+			return
+		}
+		resp.Body.Close()
+		status <- resp.StatusCode
+	}()
+	waitFor(t, "the backfill to ask Apple", func() bool { return len(fake.Requests()) > checks })
+	h.stop(t) // a clean stop, long before Apple would answer
+	if got := <-status; got != http.StatusBadGateway {
+		t.Errorf("backfill answered %d, want 502", got)
+	}
+}
