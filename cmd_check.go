@@ -35,15 +35,18 @@ func newCheckCommand() *cobra.Command {
 				return err
 			}
 			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 0, 2, ' ', 0)
-			failed := 0
+			failed, keys := 0, 0
 			for _, st := range statuses {
 				fmt.Fprintf(w, "%s\t%s\t%s\n", st.App, st.Environment, st.Status)
 				if !st.OK() {
 					failed++
 				}
+				if st.API {
+					keys++
+				}
 			}
 			w.Flush()
-			if !o.online {
+			if !o.online && keys > 0 {
 				fmt.Fprintln(cmd.OutOrStdout(), "(offline: keys read and tokens signed; --online asks Apple)")
 			}
 			if failed > 0 {
