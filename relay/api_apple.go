@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net/http"
 	"time"
+
+	"github.com/asnrelay/asnrelay/store"
 )
 
 // registerAppleAPI adds the admin endpoints that call Apple.
@@ -32,7 +34,9 @@ func (r *Relay) apiBackfill(w http.ResponseWriter, req *http.Request) error {
 	res, err := r.backfill(ctx, br, envs)
 	switch {
 	case errors.Is(err, errBackfillRunning):
-		return errConflict("%s %q; try again when it is done", err, br.App)
+		return errConflict("a backfill of %q is already running; try again when it is done", br.App)
+	case errors.Is(err, store.ErrClosed):
+		return err
 	case err != nil:
 		return &apiError{status: http.StatusBadGateway, msg: backfillStopped(res, err)}
 	}
