@@ -577,10 +577,18 @@ func TestBulkReplayOfDeadDeliveriesAfterTheTargetComesBack(t *testing.T) {
 	ca := newCA(t)
 	s := newSink(t)
 	s.status = http.StatusInternalServerError
-	h := startRelay(t, testConfig(t, ca, target("flaky", s.URL, func(tg *config.Target) {
-		tg.Retry = config.Retry{Initial: 5 * time.Millisecond, MaxInterval: 10 * time.Millisecond, MaxAge: 50 * time.Millisecond}
-	})))
+	clock := newTestClock(t0.Add(time.Hour))
+	h := startRelayWith(t, testConfig(t, ca, target("flaky", s.URL, func(tg *config.Target) {
+		tg.Retry = config.Retry{Initial: time.Minute, MaxInterval: time.Minute, MaxAge: time.Hour}
+	})), Options{Version: "test", Now: clock.now})
 	seed(t, h, ca, "DID_RENEW", "SUBSCRIBED")
+	waitFor(t, "first attempts", func() bool {
+		ds, _, _ := h.r.db.Deliveries(store.DeliveryFilter{State: store.DeliveryPending}, 0, 10)
+		return len(ds) == 2 && ds[0].Attempts+ds[1].Attempts >= 1
+	})
+	// The target stays down past max_age.
+	clock.add(2 * time.Hour)
+	h.r.forward.Wake()
 	dead := h.waitDeliveries(t, store.DeliveryFilter{State: store.DeliveryDead}, 2)
 	var st Stats
 	h.getJSON(t, "/api/v1/stats", &st)
@@ -597,6 +605,8 @@ func TestBulkReplayOfDeadDeliveriesAfterTheTargetComesBack(t *testing.T) {
 	if res.Created != 2 {
 		t.Fatalf("replay dead = %+v", res)
 	}
+	clock.add(2 * time.Minute) // past the failing target's next probe
+	h.r.forward.Wake()
 	waitFor(t, "replays delivered", func() bool {
 		ds, _, _ := h.r.db.Deliveries(store.DeliveryFilter{State: store.DeliverySucceeded}, 0, 10)
 		return len(ds) == 2
@@ -606,7 +616,7 @@ func TestBulkReplayOfDeadDeliveriesAfterTheTargetComesBack(t *testing.T) {
 	}
 	for _, d := range dead {
 		old, _ := h.r.db.Delivery(d.ID)
-		if old.State != store.DeliveryDead || old.ReplayedBy == 0 || old.Attempts == 0 {
+		if old.State != store.DeliveryDead || old.ReplayedBy == 0 || old.LastError == "" {
 			t.Errorf("dead delivery after replay = %+v; history must stay", old)
 		}
 	}

@@ -135,7 +135,11 @@ func TestMetricsAfterAKnownSequence(t *testing.T) {
 	var res ReplayResult
 	h.postJSON(t, "/api/v1/replay", ReplayRequest{State: "dead", Target: "bad"}, &res)
 	h.waitDeliveries(t, store.DeliveryFilter{Target: "bad", State: store.DeliverySucceeded}, 1)
-	m = h.scrape(t)
+	// The counter moves just after the attempt is recorded.
+	waitFor(t, "the success counted", func() bool {
+		m = h.scrape(t)
+		return m[`asnrelay_deliveries_total{result="success",target="bad"}`] == 1
+	})
 	for k, v := range map[string]float64{
 		`asnrelay_deliveries_total{result="success",target="bad"}`: 1,
 		`asnrelay_deliveries_dead{target="bad"}`:                   0,

@@ -300,7 +300,8 @@ type TargetBacklog struct {
 	// Dead counts dead deliveries not yet replayed.
 	Dead int
 	// LastError is the error of the oldest failing pending delivery, else of
-	// the newest dead one; LastErrorDelivery names that delivery.
+	// the newest dead one (preferring one that was tried); LastErrorDelivery
+	// names that delivery.
 	LastError         string
 	LastErrorDelivery uint64
 }
@@ -334,12 +335,14 @@ func (db *DB) Backlog(target string) (TargetBacklog, error) {
 		}
 		if dead := tx.Bucket(bucketDead).Bucket(name); dead != nil {
 			tb.Dead = dead.Stats().KeyN
-			if k, _ := dead.Cursor().Last(); k != nil && tb.LastError == "" {
-				d, err := getDelivery(tx, readU64(k))
+			if tb.LastError == "" {
+				d, ok, err := newestDeadError(tx, dead)
 				if err != nil {
 					return err
 				}
-				tb.LastError, tb.LastErrorDelivery = d.LastError, d.ID
+				if ok {
+					tb.LastError, tb.LastErrorDelivery = d.LastError, d.ID
+				}
 			}
 		}
 		return nil
@@ -348,6 +351,29 @@ func (db *DB) Backlog(target string) (TargetBacklog, error) {
 		return tb, fmt.Errorf("backlog of %s: %w", target, err)
 	}
 	return tb, nil
+}
+
+// newestDeadError returns the newest dead delivery that was tried at least
+// once, among the newest lastErrorScan, else the newest: "max_age passed
+// before any attempt" says less than the target's own answer.
+func newestDeadError(tx *bolt.Tx, dead *bolt.Bucket) (Delivery, bool, error) {
+	var newest Delivery
+	c := dead.Cursor()
+	n := 0
+	for k, _ := c.Last(); k != nil && n < lastErrorScan; k, _ = c.Prev() {
+		d, err := getDelivery(tx, readU64(k))
+		if err != nil {
+			return Delivery{}, false, err
+		}
+		if d.Attempts > 0 {
+			return d, true, nil
+		}
+		if n == 0 {
+			newest = d
+		}
+		n++
+	}
+	return newest, n > 0, nil
 }
 
 // indexDeliveries builds notif_deliveries from the deliveries bucket, for

@@ -319,6 +319,16 @@ func TestBacklogReportsPendingDeadAndLastError(t *testing.T) {
 	if b, _ := db.Backlog("x"); b.LastError != "connection refused" {
 		t.Errorf("a failing pending delivery's error comes first: %+v", b)
 	}
+	// A newer dead delivery that was never tried does not hide the target's answer.
+	zs := process(t, db, Outcome{Seq: appendAt(t, db, "a", t0), State: StateVerified, UUID: "z", Verified: true,
+		Deliveries: []NewDelivery{{Target: "z"}, {Target: "z"}}})
+	db.RecordAttempt(zs[0].ID, Attempt{At: now, Error: "HTTP 500", Status: 500}, Next{State: DeliveryDead})
+	if _, err := db.ExpirePending("z", now.Add(time.Second), 10, nil); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := db.Backlog("z"); b.Dead != 2 || b.LastError != "HTTP 500" || b.LastErrorDelivery != zs[0].ID {
+		t.Errorf("backlog of z = %+v", b)
+	}
 	if b, err := db.Backlog("nobody"); err != nil || b != (TargetBacklog{}) {
 		t.Errorf("unknown target: %+v, %v", b, err)
 	}
