@@ -80,6 +80,7 @@ func newRootCommand() *cobra.Command {
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(newServeCommand(), newVersionCommand(), newDecodeCommand(), newSendTestCommand())
 	root.AddCommand(adminCommands()...)
+	root.AddCommand(newRefundsCommand(), newConsumptionCommand())
 	root.AddCommand(newCheckCommand(), newAppleCommand(), newBackfillCommand())
 	return root
 }

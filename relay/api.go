@@ -62,6 +62,7 @@ func (r *Relay) registerAPI(mux *http.ServeMux) {
 		mux.Handle(rt.pattern, r.guard(r.authorized(r.apiHandler(rt.fn))))
 	}
 	r.registerAppleAPI(mux)
+	r.registerRefundAPI(mux)
 	r.registerDashboard(mux)
 }
 

@@ -22,6 +22,9 @@ type metrics struct {
 	attemptDuration *prometheus.HistogramVec
 	appleRequests   *prometheus.CounterVec
 	appleAPIUp      *prometheus.GaugeVec
+
+	consumptionAnswers *prometheus.CounterVec
+	refunds            *prometheus.CounterVec
 }
 
 // newMetrics builds the metrics; now is the relay's clock, for the backlog's ages.
@@ -49,12 +52,17 @@ func newMetrics(db func() *store.DB, targets []string, now func() time.Time) *me
 			Help: "HTTP attempts to the App Store Server API, by endpoint and HTTP status (\"error\" when there was no answer)."}, []string{"endpoint", "code"}),
 		appleAPIUp: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "apple_api_up",
 			Help: "1 when the app's In-App Purchase key worked against the App Store Server API at the last check, else 0."}, []string{"app", "environment"}),
+		consumptionAnswers: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "consumption_answers_total",
+			Help: "Tries at answering CONSUMPTION_REQUEST, by app, refundPreference (none when left out) and result (sent, retry, failed, skipped, dry_run, cancelled)."}, []string{"app", "preference", "result"}),
+		refunds: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "refunds_total",
+			Help: "Verified refund ledger notifications, by app and notificationType (CONSUMPTION_REQUEST, REFUND, REFUND_DECLINED, REFUND_REVERSED, REVOKE)."}, []string{"app", "type"}),
 	}
 	m.registry.MustRegister(
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.ingestRequests, m.ingestDuration, m.ingestInFlight, m.commitDuration, m.batchSize, m.notifications, m.deliveries, m.attemptDuration,
 		m.appleRequests, m.appleAPIUp,
 		&backlogCollector{db: db, targets: targets, now: now},
+		m.consumptionAnswers, m.refunds, &consumptionCollector{db: db, now: now},
 	)
 	return m
 }

@@ -34,6 +34,9 @@ type processor struct {
 	// delivered is called after deliveries were created.
 	delivered func()
 	wakeCh    chan struct{}
+
+	// consumptionAdded is called after CONSUMPTION_REQUEST answers were queued.
+	consumptionAdded func()
 }
 
 func (p *processor) wake() {
@@ -103,10 +106,14 @@ func (p *processor) step() (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	deliveries := 0
+	deliveries, consumption := 0, false
 	for i, d := range done {
 		o := outcomes[i]
 		deliveries += d.Deliveries
+		if d.State == store.StateVerified && o.Refund != nil {
+			p.metrics.refunds.WithLabelValues(inbox[i].App, o.Type).Inc()
+			consumption = consumption || o.Consumption != nil
+		}
 		env, typ := o.Environment, o.Type
 		if d.State != store.StateVerified && d.State != store.StateDuplicate {
 			// Unverified payloads say what their sender likes: keep label
@@ -124,6 +131,9 @@ func (p *processor) step() (int, error) {
 	}
 	if deliveries > 0 && p.delivered != nil {
 		p.delivered()
+	}
+	if consumption && p.consumptionAdded != nil {
+		p.consumptionAdded()
 	}
 	return len(outcomes), retry
 }
@@ -179,6 +189,7 @@ func (p *processor) outcome(r store.Received) (store.Outcome, error) {
 	}
 	if verified {
 		o.State, o.Verified = store.StateVerified, true
+		appleWork(&o, r, app, n)
 	}
 
 	wantsDecoded := false

@@ -62,6 +62,8 @@ type Relay struct {
 	// appleClients are the App Store Server API clients: app -> environment.
 	appleClients appleClients
 	appleState   appleState
+	// consumption answers CONSUMPTION_REQUEST notifications.
+	consumption *consumptionWorker
 
 	public, admin     *http.Server
 	publicLn, adminLn net.Listener
@@ -152,6 +154,8 @@ func (r *Relay) Open() error {
 		db: r.db, verifier: r.verifier, apps: r.apps, targets: r.cfg.Targets, log: r.log,
 		metrics: r.metrics, delivered: r.forward.Wake, wakeCh: make(chan struct{}, 1),
 	}
+	r.consumption = newConsumptionWorker(r.db, r.apps, r.appleClient, r.log, r.metrics, r.now, r.opts.HTTPClient, "asnrelay/"+r.opts.Version)
+	r.processor.consumptionAdded = r.consumption.wake
 	r.public = &http.Server{Handler: r.publicHandler(), ReadHeaderTimeout: ReadHeaderTimeout, ReadTimeout: ReadTimeout,
 		WriteTimeout: WriteTimeout, IdleTimeout: IdleTimeout, MaxHeaderBytes: MaxHeaderBytes,
 		ErrorLog: newStdLogger(r.log, "public")}
@@ -183,6 +187,7 @@ func (r *Relay) Run(ctx context.Context) error {
 	var workers sync.WaitGroup
 	workers.Go(func() { r.processor.run(workCtx) })
 	workers.Go(func() { r.forward.Run(workCtx) })
+	workers.Go(func() { r.consumption.run(workCtx) })
 	workers.Go(func() { r.appleStartup(workCtx) })
 	workers.Go(func() { r.runRetention(workCtx) })
 

@@ -15,10 +15,32 @@
 //	attempts        id + attempt number (uint32) -> Attempt (JSON)
 //	notif_deliveries seq + id -> empty; every delivery of a notification (built
 //	                once from deliveries when a file written without it is opened)
+//	consumption     transactionId -> ConsumptionJob (JSON): every CONSUMPTION_REQUEST
+//	                of the transaction and what became of its answer
+//	consumption_due sendAt (unix ns) + transactionId -> empty; one key per
+//	                transaction with a pending request, for its oldest one
+//	refunds         transactionId -> Refund (JSON): the refund ledger record
+//	refunds_by_time firstSeen (unix ns) + transactionId -> empty; ledger records
+//	                in the order they were created
 //
 // seq and id are bbolt bucket sequences encoded as 8-byte big-endian integers, so
 // cursors read them in arrival order. Due keys put the time first, so the work due
 // next is always at the start of a target's bucket.
+//
+// # Apple work
+//
+// Process writes the Apple work of a verified (not duplicate) notification in
+// the transaction that records its state: a CONSUMPTION_REQUEST, REFUND,
+// REFUND_DECLINED, REFUND_REVERSED or REVOKE updates the transaction's ledger
+// record, and a CONSUMPTION_REQUEST of an app with consumption enabled adds a
+// request to the transaction's consumption job. Jobs are keyed by transaction,
+// not notificationUUID, because Apple repeats the request with new UUIDs; the
+// due index holds one key per transaction, so one answer at most is in
+// flight per transaction and requests are answered in order. A final answer
+// and the ledger's copy of it commit together. REFUND, REFUND_DECLINED and
+// REVOKE cancel the answers still pending for the transaction. Ledger records
+// and jobs are kept forever (they are small and rare); they do not depend on
+// the notifications retention deletes.
 //
 // # Durability
 //

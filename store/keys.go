@@ -19,6 +19,12 @@ var (
 	bucketAttempts      = []byte("attempts")
 	bucketNotifDelivery = []byte("notif_deliveries")
 
+	// Apple work: consumption answers and the refund ledger (consumption.go, refunds.go).
+	bucketConsumption    = []byte("consumption")
+	bucketConsumptionDue = []byte("consumption_due")
+	bucketRefunds        = []byte("refunds")
+	bucketRefundsByTime  = []byte("refunds_by_time")
+
 	keySchema = []byte("schema")
 )
 
@@ -26,7 +32,7 @@ var (
 var topBuckets = [][]byte{
 	bucketMeta, bucketBodies, bucketNotifications, bucketInbox, bucketUUIDs,
 	bucketDecoded, bucketDeliveries, bucketDue, bucketPending, bucketDead, bucketAttempts,
-	bucketNotifDelivery,
+	bucketNotifDelivery, bucketConsumption, bucketConsumptionDue, bucketRefunds, bucketRefundsByTime,
 }
 
 func u64(v uint64) []byte {

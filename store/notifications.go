@@ -185,6 +185,11 @@ type Outcome struct {
 	Decoded []byte
 	// Deliveries to create, one per matching target.
 	Deliveries []NewDelivery
+	// Refund and Consumption are Apple work (a refund ledger event, a
+	// CONSUMPTION_REQUEST to answer), written only if the notification
+	// ends up verified, not duplicate.
+	Refund      *RefundEvent
+	Consumption *NewConsumption
 }
 
 // Processed is the state a notification ended up in, as committed.
@@ -256,6 +261,11 @@ func processOne(tx *bolt.Tx, o Outcome, now time.Time) (Processed, error) {
 	for _, d := range deliveries {
 		d.Seq = o.Seq
 		if _, err := createDelivery(tx, d, now); err != nil {
+			return Processed{}, err
+		}
+	}
+	if n.State == StateVerified {
+		if err := recordAppleWork(tx, o, now); err != nil {
 			return Processed{}, err
 		}
 	}
