@@ -370,9 +370,13 @@ func TestDuplicateUUIDIsDeliveredOnce(t *testing.T) {
 	if n2.State != store.StateDuplicate {
 		t.Errorf("second copy is %s, want duplicate", n2.State)
 	}
-	waitFor(t, "one delivery", func() bool { return len(s.received()) == 1 })
-	if count, _, _ := h.r.db.PendingStats("t"); count != 0 {
-		t.Errorf("%d deliveries pending", count)
+	// The target's 200 is recorded just after it answers: wait for both.
+	waitFor(t, "one delivery, recorded", func() bool {
+		count, _, _ := h.r.db.PendingStats("t")
+		return len(s.received()) >= 1 && count == 0
+	})
+	if got := len(s.received()); got != 1 {
+		t.Errorf("target received %d copies, want 1", got)
 	}
 }
 
