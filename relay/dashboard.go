@@ -32,7 +32,8 @@ var dashboardTemplates = template.Must(template.New("").Funcs(template.FuncMap{
 	"seconds": func(s float64) string { return roundDuration(time.Duration(s * float64(time.Second))) },
 	"clock":   func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05Z") },
 	"short":   shorten,
-	"sub":     func(a, b int) int { return a - b },
+	"money":   money,
+	"percent": func(f float64) string { return fmt.Sprintf("%.0f%%", f*100) },
 }).ParseFS(dashboardFS, "dashboard/*.html"))
 
 const (
@@ -114,11 +115,15 @@ type loginPage struct {
 
 // dashboardPage is the data of index.html.
 type dashboardPage struct {
-	Version       string
-	Now           time.Time
-	Stats         Stats
-	Recent        []NotificationSummary
-	Dead          []DeliveryInfo
+	Version string
+	Now     time.Time
+	Stats   Stats
+	Recent  []NotificationSummary
+	Dead    []DeliveryInfo
+	// Refunds are the ledger's figures of the last DefaultRefundStatsWindow;
+	// shown when there are any.
+	Refunds       RefundStatsDoc
+	HasRefunds    bool
 	Flash         string
 	Error         string
 	TokenRequired bool
@@ -163,6 +168,11 @@ func (r *Relay) dashboardData() (dashboardPage, error) {
 		return page, err
 	}
 	page.Dead = deliveryInfos(ds)
+	if page.Refunds, err = r.refundStats("", now.Add(-DefaultRefundStatsWindow)); err != nil {
+		return page, err
+	}
+	t := page.Refunds.Total
+	page.HasRefunds = t.Requests+t.Refunded+t.Declined+t.Reversed+t.Revoked > 0
 	return page, nil
 }
 
@@ -317,4 +327,15 @@ func shorten(n int, s string) string {
 		return s
 	}
 	return string(r[:n-1]) + "…"
+}
+
+// money prints an amount in milliunits of its currency with two decimals
+// (1990 is "1.99").
+func money(milli int64) string {
+	sign := ""
+	if milli < 0 {
+		sign, milli = "-", -milli
+	}
+	cents := (milli + 5) / 10
+	return fmt.Sprintf("%s%d.%02d", sign, cents/100, cents%100)
 }

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/asnrelay/asnrelay/apple"
 	"github.com/asnrelay/asnrelay/apple/appletest"
 	"github.com/asnrelay/asnrelay/relay/config"
 	"github.com/asnrelay/asnrelay/store"
@@ -51,6 +52,7 @@ func TestDashboardInChromium(t *testing.T) {
 		`<table id="targets">`, "backend", "analytics", "crm", "failing",
 		`<table id="notifications">`, "SUBSCRIBED", "INITIAL_BUY", "DID_RENEW", "CONSUMPTION_REQUEST", "unverified", "duplicate",
 		`<table id="dead">`, "Retry", "Replay", "HTTP 503",
+		`<table id="refunds">`, "refunded 9.99", "kept 4.99",
 	} {
 		if !strings.Contains(dom, want) {
 			t.Errorf("the page Chromium built lacks %q", want)
@@ -64,7 +66,7 @@ func TestDashboardInChromium(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		chromium(t, bin, "--hide-scrollbars", "--window-size=1280,1000", "--screenshot="+abs, h.admin+"/")
+		chromium(t, bin, "--hide-scrollbars", "--window-size=1280,1240", "--screenshot="+abs, h.admin+"/")
 		if fi, err := os.Stat(abs); err != nil || fi.Size() < 10<<10 {
 			t.Fatalf("screenshot %s: %v", abs, err)
 		}
@@ -103,8 +105,10 @@ func dashboardDemo(t *testing.T) *harness {
 		{Type: "DID_RENEW", UUID: "3b6e8d21-7f4c-4e02-a1d9-5c8b2f6e9a47"},
 		{Type: "DID_RENEW", UUID: "3b6e8d21-7f4c-4e02-a1d9-5c8b2f6e9a47"}, // Apple's retry: a duplicate
 		{Type: "DID_CHANGE_RENEWAL_STATUS", Subtype: "AUTO_RENEW_DISABLED", UUID: "c7a4f0e2-1b9d-4c36-8e5f-2d7a9b1c6e83"},
-		{Type: "CONSUMPTION_REQUEST", UUID: "e2d9b4a6-8c1f-4f7e-b3a2-6d5c0e9f1b28"},
-		{Type: "REFUND", UUID: "71b3c5d9-2e8a-4b6f-9d04-a3e1f7c2b5d6"},
+		{Type: "CONSUMPTION_REQUEST", UUID: "e2d9b4a6-8c1f-4f7e-b3a2-6d5c0e9f1b28", Transaction: purchase("2000000811112222", 9990, "USD")},
+		{Type: "REFUND", UUID: "71b3c5d9-2e8a-4b6f-9d04-a3e1f7c2b5d6", Transaction: purchase("2000000811112222", 9990, "USD")},
+		{Type: "CONSUMPTION_REQUEST", UUID: "5c0e2a7d-3f9b-4d1e-86a4-e7b2c9f0d315", Transaction: purchase("2000000833334444", 4990, "EUR")},
+		{Type: "REFUND_DECLINED", UUID: "b9e4d1f6-0a2c-4e7b-95d3-8f6a1c2e7b40", Transaction: purchase("2000000833334444", 4990, "EUR")},
 		{Type: "DID_RENEW", UUID: "a8f2e6c1-5d3b-4a9e-8c70-4b1d2f9e6a35"},
 	}
 	for _, n := range sends {
@@ -118,4 +122,8 @@ func dashboardDemo(t *testing.T) *harness {
 	h.waitDeliveries(t, store.DeliveryFilter{Target: "analytics", State: store.DeliveryDead}, 3)
 	waitFor(t, "crm failing", func() bool { return h.r.forward.Health()["crm"].Failing })
 	return h
+}
+
+func purchase(id string, price int64, currency string) *apple.Transaction {
+	return &apple.Transaction{TransactionID: id, OriginalTransactionID: id, ProductID: "com.example.app.pro.monthly", Price: price, Currency: currency}
 }

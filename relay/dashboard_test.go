@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -8,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/asnrelay/asnrelay/apple"
 	"github.com/asnrelay/asnrelay/apple/appletest"
 	"github.com/asnrelay/asnrelay/relay/config"
 	"github.com/asnrelay/asnrelay/store"
@@ -218,5 +220,29 @@ func TestRoundDuration(t *testing.T) {
 	}
 	if got := shorten(5, "abcdefgh"); got != "abcd…" {
 		t.Errorf("shorten = %q", got)
+	}
+}
+
+func TestDashboardShowsRefundFigures(t *testing.T) {
+	ca := newCA(t)
+	h := startRelay(t, testConfig(t, ca))
+	if _, page := h.page(t, "GET", "/", nil); strings.Contains(page, `id="refunds"`) {
+		t.Error("a refunds table without refunds")
+	}
+	for i, typ := range []string{"CONSUMPTION_REQUEST", "REFUND", "CONSUMPTION_REQUEST", "REFUND_DECLINED"} {
+		tx := &apple.Transaction{TransactionID: fmt.Sprint("tx-", i/2), OriginalTransactionID: "otx", ProductID: "pro.monthly", Price: 9990, Currency: "USD"}
+		h.post(t, "myapp", body(t, ca, appletest.Notification{Type: typ, UUID: fmt.Sprint("refund-", i), Transaction: tx}))
+		h.waitProcessed(t, uint64(i+1))
+	}
+	_, page := h.page(t, "GET", "/", nil)
+	for _, want := range []string{`<table id="refunds">`, "Refunds, last 30 days", "50%", "refunded 9.99, kept 9.99"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("page lacks %q", want)
+		}
+	}
+	for milli, want := range map[int64]string{0: "0.00", 1990: "1.99", 9995: "10.00", -500: "-0.50", 1234567: "1234.57"} {
+		if got := money(milli); got != want {
+			t.Errorf("money(%d) = %q, want %q", milli, got, want)
+		}
 	}
 }
