@@ -841,3 +841,25 @@ func TestConsumptionTryWithoutSending(t *testing.T) {
 		}
 	}
 }
+
+func FuzzParseProviderAnswer(f *testing.F) {
+	f.Add([]byte(`{"customer_consented":false,"delivery_status":"UNDELIVERED_OTHER"}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		fields, err := parseProviderAnswer(data)
+		if err != nil {
+			if !fields.IsZero() {
+				t.Fatalf("error %v with fields %+v", err, fields)
+			}
+			return
+		}
+		if err := checkFields(fields); err != nil {
+			t.Fatalf("accepted an answer with %v", err)
+		}
+		// Whatever it sets, the answer stays one this package can record and check.
+		a := applyFields(policyAnswer(config.Consumption{CustomerConsented: true, DeliveryStatus: "DELIVERED"}, "OTHER"), fields)
+		_ = a.Validate()
+		if _, err := json.Marshal(storedAnswer(a)); err != nil {
+			t.Fatal(err)
+		}
+	})
+}

@@ -79,14 +79,26 @@ func askProvider(ctx context.Context, client *http.Client, providerURL, userAgen
 		return f, fmt.Errorf("provider_url: HTTP %d", resp.StatusCode)
 	case len(data) > maxProviderAnswer:
 		return f, fmt.Errorf("provider_url: answer larger than %d bytes", maxProviderAnswer)
-	case len(bytes.TrimSpace(data)) == 0:
+	}
+	f, err = parseProviderAnswer(data)
+	if err != nil {
+		return f, fmt.Errorf("provider_url: %w", err)
+	}
+	return f, nil
+}
+
+// parseProviderAnswer reads a provider's answer: empty, null, or a JSON
+// object whose known keys hold valid values. Unknown keys are ignored.
+func parseProviderAnswer(data []byte) (store.ConsumptionFields, error) {
+	var f store.ConsumptionFields
+	if len(bytes.TrimSpace(data)) == 0 {
 		return f, nil
 	}
 	if err := json.Unmarshal(data, &f); err != nil {
-		return store.ConsumptionFields{}, fmt.Errorf("provider_url: answer is not the expected JSON object: %v", err)
+		return store.ConsumptionFields{}, fmt.Errorf("answer is not the expected JSON object: %v", err)
 	}
 	if err := checkFields(f); err != nil {
-		return store.ConsumptionFields{}, fmt.Errorf("provider_url: %w", err)
+		return store.ConsumptionFields{}, err
 	}
 	return f, nil
 }
