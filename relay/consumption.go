@@ -222,7 +222,8 @@ func (w *consumptionWorker) try(ctx context.Context, j store.ConsumptionJob, req
 		return final(store.ConsumptionFailed, "%v", err)
 	}
 	if c.DryRun {
-		return final(store.ConsumptionDryRun, "dry_run: answer recorded, not sent")
+		res.State = store.ConsumptionDryRun // the answer is recorded, not sent
+		return res, true
 	}
 	env := apple.Environment(j.Environment)
 	if apple.IsUnsignedEnvironment(string(env)) {
