@@ -65,6 +65,9 @@ func (r *Relay) stats(since time.Time) (Stats, error) {
 		st.Targets = append(st.Targets, ts)
 	}
 	st.Ingest = r.ingestStats()
+	if st.Refunds, err = r.refundStats("", since); err != nil {
+		return st, err
+	}
 	return st, nil
 }
 

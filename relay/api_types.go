@@ -153,6 +153,8 @@ type Stats struct {
 	Notifications NotificationStats `json:"notifications"`
 	Targets       []TargetStats     `json:"targets"`
 	Ingest        IngestStats       `json:"ingest"`
+	// Refunds are the refund ledger's figures over the same period.
+	Refunds RefundStatsDoc `json:"refunds"`
 }
 
 // NotificationStats counts notifications: Stored and Inbox over the whole

@@ -683,6 +683,12 @@ func TestRefundLedgerAndStatsThroughTheAPI(t *testing.T) {
 	if usd := s.Amounts["USD"]; usd != (CurrencyAmount{Refunded: 1000}) {
 		t.Errorf("USD = %+v", usd)
 	}
+	// GET /api/v1/stats carries the same figures.
+	var all Stats
+	adminGetJSON(t, h, "/api/v1/stats?since=1h", &all)
+	if all.Refunds.Total.Declined != 1 || all.Refunds.Total.Refunded != 2 || all.Refunds.Total.Amounts["EUR"] != s.Amounts["EUR"] {
+		t.Errorf("stats.refunds.total = %+v", all.Refunds.Total)
+	}
 	// A was declined before its dry-run answer was due... or after; either way it is recorded once.
 	if s.DryRun+s.Cancelled != 2 {
 		t.Errorf("answers: dry_run %d cancelled %d, want 2 in all", s.DryRun, s.Cancelled)
