@@ -10,21 +10,8 @@ import (
 	"github.com/asnrelay/asnrelay/relay/config"
 )
 
-// daemonFlags say where the running daemon's admin API is.
-type daemonFlags struct{ admin, token, config string }
-
-func (f *daemonFlags) register(cmd *cobra.Command) {
-	cmd.Flags().StringVar(&f.admin, "admin", "", "admin API base URL, e.g. http://127.0.0.1:8081 (default from --config's admin.listen)")
-	cmd.Flags().StringVar(&f.token, "token", "", "admin API bearer token (default from --config's admin.token)")
-	cmd.Flags().StringVarP(&f.config, "config", "c", "", "configuration file (default $ASNRELAY_CONFIG or ./asnrelay.yaml)")
-}
-
-func (f *daemonFlags) client() (*relay.AdminClient, error) {
-	return relay.AdminEndpoint{URL: f.admin, Token: f.token, Config: f.config}.Client()
-}
-
 type backfillOptions struct {
-	daemonFlags
+	adminFlags
 	app, environment string
 	since            string
 	onlyFailures     bool
