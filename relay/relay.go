@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"log"
 	"net"
 	"net/http"
 	"os"
@@ -65,6 +66,9 @@ type Relay struct {
 	// consumption answers CONSUMPTION_REQUEST notifications.
 	consumption *consumptionWorker
 
+	// timeouts are the HTTP servers' timeouts: the constants above, which
+	// tests shorten before Open.
+	timeouts          serverTimeouts
 	public, admin     *http.Server
 	publicLn, adminLn net.Listener
 	ready             atomic.Bool
@@ -82,7 +86,8 @@ func New(cfg *config.Config, log zerolog.Logger, opts Options) (*Relay, error) {
 	if opts.Version == "" {
 		opts.Version = "dev"
 	}
-	r := &Relay{cfg: cfg, log: log, opts: opts, now: opts.Now, apps: make(map[string]*config.App)}
+	r := &Relay{cfg: cfg, log: log, opts: opts, now: opts.Now, apps: make(map[string]*config.App),
+		timeouts: serverTimeouts{readHeader: ReadHeaderTimeout, read: ReadTimeout, write: WriteTimeout, idle: IdleTimeout}}
 	for i := range cfg.Apps {
 		r.apps[cfg.Apps[i].Name] = &cfg.Apps[i]
 	}
@@ -156,13 +161,16 @@ func (r *Relay) Open() error {
 	}
 	r.consumption = newConsumptionWorker(r.db, r.apps, r.appleClient, r.log, r.metrics, r.now, r.opts.HTTPClient, "asnrelay/"+r.opts.Version)
 	r.processor.consumptionAdded = r.consumption.wake
-	r.public = &http.Server{Handler: r.publicHandler(), ReadHeaderTimeout: ReadHeaderTimeout, ReadTimeout: ReadTimeout,
-		WriteTimeout: WriteTimeout, IdleTimeout: IdleTimeout, MaxHeaderBytes: MaxHeaderBytes,
-		ErrorLog: newStdLogger(r.log, "public")}
-	r.admin = &http.Server{Handler: r.adminHandler(), ReadHeaderTimeout: ReadHeaderTimeout, ReadTimeout: ReadTimeout,
-		WriteTimeout: WriteTimeout, IdleTimeout: IdleTimeout, MaxHeaderBytes: MaxHeaderBytes,
-		ErrorLog: newStdLogger(r.log, "admin")}
+	r.public = r.timeouts.server(r.publicHandler(), newStdLogger(r.log, "public"))
+	r.admin = r.timeouts.server(r.adminHandler(), newStdLogger(r.log, "admin"))
 	return nil
+}
+
+type serverTimeouts struct{ readHeader, read, write, idle time.Duration }
+
+func (st serverTimeouts) server(h http.Handler, errorLog *log.Logger) *http.Server {
+	return &http.Server{Handler: h, ReadHeaderTimeout: st.readHeader, ReadTimeout: st.read,
+		WriteTimeout: st.write, IdleTimeout: st.idle, MaxHeaderBytes: MaxHeaderBytes, ErrorLog: errorLog}
 }
 
 func (r *Relay) observeAttempt(d store.Delivery, a store.Attempt, result string) {
