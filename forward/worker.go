@@ -3,9 +3,11 @@ package forward
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"sync"
 	"time"
@@ -243,6 +245,11 @@ func (w *worker) send(ctx context.Context, d store.Delivery, body []byte, now ti
 	start := time.Now()
 	resp, err := w.e.opts.Client.Do(req)
 	if err != nil {
+		if ue, ok := errors.AsType[*url.Error](err); ok {
+			// Its URL is the target's, query secrets and all; the error is
+			// logged and shown on the dashboard, and the target is named anyway.
+			err = ue.Err
+		}
 		return store.Attempt{Latency: time.Since(start), Error: err.Error()}, 0
 	}
 	defer resp.Body.Close()

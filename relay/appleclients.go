@@ -55,7 +55,7 @@ func newAppleClients(cfg *config.Config, log zerolog.Logger, base apple.ClientOp
 			clients[env] = c
 		}
 		out[app.Name] = clients
-		log.Debug().Str("app", app.Name).Str("key_id", app.API.KeyID).Str("base_url", clients[apple.EnvironmentProduction].BaseURL()).
+		log.Debug().Str("app", app.Name).Str("key_id", app.API.KeyID).Str("base_url", config.RedactURL(clients[apple.EnvironmentProduction].BaseURL())).
 			Msg("App Store Server API client ready")
 	}
 	return out, nil

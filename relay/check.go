@@ -131,9 +131,9 @@ func diagnose(c *apple.Client, err error) string {
 	case errors.As(err, &ae):
 		return strings.TrimPrefix(ae.Error(), "apple api "+ae.Endpoint+": ")
 	case errors.As(err, &ne):
-		return fmt.Sprintf("cannot reach %s: %v", c.BaseURL(), ne.Err)
+		return fmt.Sprintf("cannot reach %s: %v", config.RedactURL(c.BaseURL()), ne.Err)
 	case errors.Is(err, context.DeadlineExceeded):
-		return fmt.Sprintf("no answer from %s within %s", c.BaseURL(), CheckTimeout)
+		return fmt.Sprintf("no answer from %s within %s", config.RedactURL(c.BaseURL()), CheckTimeout)
 	}
 	return err.Error()
 }

@@ -61,6 +61,10 @@ func redact(s string) string {
 	return redactedMark
 }
 
+// RedactURL returns s with the password and query values of the URL
+// replaced by "REDACTED", for logs and messages.
+func RedactURL(s string) string { return redactURL(s) }
+
 // redactURL hides the password and query values of a URL.
 func redactURL(s string) string {
 	if s == "" {
