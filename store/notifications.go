@@ -238,7 +238,12 @@ func processOne(tx *bolt.Tx, o Outcome, now time.Time) (Processed, error) {
 	deliveries := o.Deliveries
 	if o.UUID != "" && o.State != StateDuplicate {
 		if held, ok := heldUUID(tx, o.UUID); ok && held.seq != o.Seq && (held.verified || !o.Verified) {
-			n.State, n.Reason, deliveries = StateDuplicate, fmt.Sprintf("notificationUUID already held by %d", held.seq), nil
+			reason := fmt.Sprintf("notificationUUID already held by %d", held.seq)
+			if !o.Verified && o.Reason != "" {
+				// A forged copy of a held UUID must not pass for Apple's retry.
+				reason += "; this copy is unverified: " + o.Reason
+			}
+			n.State, n.Reason, deliveries = StateDuplicate, reason, nil
 		} else if err := tx.Bucket(bucketUUIDs).Put([]byte(o.UUID), uuidValue(o.Seq, o.Verified)); err != nil {
 			return Processed{}, err
 		}
