@@ -207,8 +207,11 @@ func (w *worker) attempt(ctx context.Context, d store.Delivery) result {
 	rec, err := w.e.db.RecordAttempt(d.ID, a, next)
 	if err != nil {
 		// Not recorded: the delivery keeps its due time and is tried again.
+		// Pace it as for a failing target (one probe at a time, backing off):
+		// otherwise a success that cannot be recorded (disk full) is sent
+		// again at once, as fast as the target answers.
 		w.log.Error().Err(err).Uint64("delivery", d.ID).Msg("record attempt")
-		return result{id: d.ID, ok: ok, end: end}
+		return result{id: d.ID, ok: false, end: end}
 	}
 	switch res {
 	case ResultRetry:
