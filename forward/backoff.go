@@ -63,6 +63,9 @@ func (r Retry) exponential(randomization float64) *backoff.ExponentialBackOff {
 	return b
 }
 
+// maxRetryAfter caps the wait a target can ask for with Retry-After.
+const maxRetryAfter = 365 * 24 * time.Hour
+
 // retryAfter reads a Retry-After header: delta seconds or an HTTP date.
 func retryAfter(h http.Header, now time.Time) time.Duration {
 	v := h.Get("Retry-After")
@@ -73,10 +76,10 @@ func retryAfter(h http.Header, now time.Time) time.Duration {
 		if secs <= 0 {
 			return 0
 		}
-		return time.Duration(min(secs, int64(365*24*3600))) * time.Second
+		return time.Duration(min(secs, int64(maxRetryAfter/time.Second))) * time.Second
 	}
 	if t, err := http.ParseTime(v); err == nil && t.After(now) {
-		return t.Sub(now)
+		return min(t.Sub(now), maxRetryAfter)
 	}
 	return 0
 }
