@@ -126,3 +126,21 @@ func uniqueKeys(bodies []Body) error {
 	}
 	return nil
 }
+
+// unverifiableBodies makes n distinct bodies of size bytes shaped like
+// notifications whose JWS has no certificate chain: verification fails at
+// once, with no signature check.
+func unverifiableBodies(n, size int) ([]Body, error) {
+	const head, tail = `{"signedPayload":"eyJhbGciOiJFUzI1NiJ9.`, `"}`
+	pad := size - len(head) - len(tail) - 1 - 32
+	if pad < 0 {
+		return nil, fmt.Errorf("%d bytes is too small for a body", size)
+	}
+	prefix := head + strings.Repeat("A", pad) + "."
+	bodies := make([]Body, n)
+	for i := range bodies {
+		b := []byte(fmt.Sprintf("%s%032x%s", prefix, i, tail))
+		bodies[i] = Body{Bytes: b, Key: sinkKey(b)}
+	}
+	return bodies, nil
+}

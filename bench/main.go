@@ -98,6 +98,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.scalePend, "scale-pending", 100_000, "pending deliveries for the -scale restart")
 	fs.StringVar(&o.scaleDir, "scale-dir", "", "keep the -scale store here and reuse it in later runs (it is big: about 8 KiB per notification)")
 	fs.IntVar(&o.scaleProcs, "scale-gomaxprocs", 1, "GOMAXPROCS of the relay in -scale")
+	fs.BoolVar(&o.set.Unverifiable, "unverifiable", false, "send bodies without a valid signature: the relay acknowledges and stores them but verifies nothing and forwards nothing (what relay's BenchmarkIngest measures)")
 	fs.BoolVar(&o.perf, "perf", false, "record asnrelay with perf during the closed loop and at 1 000/s, and report where its CPU went")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -106,7 +107,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	if o.smoke {
-		o.set = Settings{BodyBytes: o.set.BodyBytes, Bodies: 800, ClosedConns: 4, ClosedDuration: 3 * time.Second, ClosedLimit: 300,
+		o.set = Settings{BodyBytes: o.set.BodyBytes, Unverifiable: o.set.Unverifiable, Bodies: 800, ClosedConns: 4, ClosedDuration: 3 * time.Second, ClosedLimit: 300,
 			OpenConns: 8, OpenDuration: 500 * time.Millisecond, E2ERate: 100, E2EDuration: 500 * time.Millisecond,
 			Grace: 2 * time.Second, DrainTimeout: 5 * time.Second}
 		o.rates, o.servers, o.pin, o.scale = "200", "noop,asnrelay", false, false
@@ -160,6 +161,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	} else {
 		defer os.RemoveAll(work)
 	}
+	if out, err := exec.Command("git", "-C", root, "describe", "--always", "--dirty").Output(); err == nil {
+		rep.Revision = strings.TrimSpace(string(out))
+	}
 	tools := &Tools{Root: root, WorkDir: work}
 	logf("building asnrelay and the no-op server")
 	if tools.Relay, tools.Noop, err = buildBinaries(ctx, root, work); err != nil {
@@ -189,7 +193,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	start := time.Now()
-	bodies, err := signBodies(ca, o.set.Bodies, o.set.BodyBytes)
+	var bodies []Body
+	if o.set.Unverifiable {
+		bodies, err = unverifiableBodies(o.set.Bodies, o.set.BodyBytes)
+	} else {
+		bodies, err = signBodies(ca, o.set.Bodies, o.set.BodyBytes)
+	}
 	if err != nil {
 		return err
 	}
@@ -254,6 +263,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	rep.Machine.LoadEnd = loadAvg()
 	rep.compare()
+	rep.noteInterference()
 
 	name, err := rep.WriteJSON(out)
 	if err != nil {

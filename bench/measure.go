@@ -24,6 +24,10 @@ type Settings struct {
 	E2EDuration    time.Duration `json:"e2e_duration_ns"`
 	Grace          time.Duration `json:"grace_ns"`         // how long open-loop requests may still finish after the schedule ends
 	DrainTimeout   time.Duration `json:"drain_timeout_ns"` // how long to wait for the sink after a phase
+	// Unverifiable bodies have the shape but not a valid signature: the
+	// relay stores and acknowledges them, fails verification at once and
+	// forwards nothing (the relay package's BenchmarkIngest sends these).
+	Unverifiable bool `json:"unverifiable,omitempty"`
 }
 
 // bench is one run: the tools, the sink, the bodies and the settings.
@@ -56,7 +60,9 @@ func (b *bench) measure(ctx context.Context, spec ServerSpec) ServerResult {
 	res.ReadyMs = float64(p.Ready) / float64(time.Millisecond)
 	// A fresh counter per server: each relay starts with an empty store, so
 	// bodies only have to be distinct within one server's run.
-	s := b.session(p, spec.Forwards(), &counter{bodies: b.bodies})
+	// Unverifiable bodies are stored but never forwarded by the relay.
+	forwards := spec.Forwards() && !(b.set.Unverifiable && spec.Kind == kindRelay)
+	s := b.session(p, forwards, &counter{bodies: b.bodies})
 	if spec.Kind == kindRelay {
 		s.profile = map[string]bool{"closed": true, "1000/s": true}
 		s.label = spec.Name
@@ -77,7 +83,7 @@ func (b *bench) measure(ctx context.Context, spec ServerSpec) ServerResult {
 	for _, rate := range b.set.OpenRates {
 		res.Open = append(res.Open, s.open(ctx, rate, b.set.OpenDuration))
 	}
-	if spec.Forwards() && b.set.E2ERate > 0 {
+	if forwards && b.set.E2ERate > 0 {
 		res.E2E = s.endToEnd(ctx)
 	}
 	if st, err := readProc(p.PID); err == nil {
@@ -132,6 +138,9 @@ func (s *session) phase(ctx context.Context, name string, run func() LoadResult)
 		if !ok {
 			b.logf("  %s: sink has %d of %d after %s", name, b.sink.Received()-s.sinkBase, want-s.sinkBase, b.set.DrainTimeout)
 		}
+		// Requests that timed out may still have been stored and are
+		// forwarded too: the next phase starts once the server is idle.
+		waitIdle(ctx, s.p.PID, max(0, b.set.DrainTimeout-took))
 	}
 	after, _ := readProc(s.p.PID)
 	genAfter, _ := readProc(os.Getpid())
@@ -176,6 +185,16 @@ func (s *session) endToEnd(ctx context.Context) *E2EResult {
 		r, sched = openLoop(ctx, s.p.Addr, s.path, b.set.OpenConns, b.set.E2ERate, b.set.E2EDuration, b.set.Grace, s.src)
 		return r
 	})
+	// The phase waited for a count; wait for these very notifications.
+	deadline := time.Now().Add(b.set.DrainTimeout)
+	for _, sc := range sched {
+		for sc.OK && time.Now().Before(deadline) && ctx.Err() == nil {
+			if _, ok := b.sink.Arrival(sc.Key); ok {
+				break
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
 	e := &E2EResult{Rate: b.set.E2ERate}
 	var lats []time.Duration
 	for _, s := range sched {

@@ -47,6 +47,7 @@ func percentiles(d []time.Duration) Latency {
 type Report struct {
 	Started  time.Time      `json:"started"`
 	Command  string         `json:"command"`
+	Revision string         `json:"revision"` // git describe --always --dirty of the tree asnrelay was built from
 	Machine  Machine        `json:"machine"`
 	Settings Settings       `json:"settings"`
 	Servers  []ServerResult `json:"servers"`
@@ -190,6 +191,31 @@ func (r *Report) compare() {
 	}
 }
 
+// noteInterference flags phases during which other processes took a fair
+// share of the server's core: their figures understate the server.
+func (r *Report) noteInterference() {
+	flag := func(server, phase string, l *LoadResult) {
+		if l != nil && l.OtherCPUPercent >= 20 {
+			r.Notes = append(r.Notes, fmt.Sprintf("%s, %s: other processes used %.0f %% of the server's core (the server %.0f %%); treat this figure with care",
+				server, phase, l.OtherCPUPercent, l.ServerCPUPercent))
+		}
+	}
+	for _, s := range r.Servers {
+		flag(s.Name, "closed loop", s.Closed)
+		for i := range s.Open {
+			flag(s.Name, thousands(s.Open[i].Rate)+" req/s", &s.Open[i])
+		}
+	}
+	if sc := r.Scale; sc != nil {
+		if sc.Stored != nil {
+			flag(sc.Stored.Server, "1 000 req/s with the stored notifications", sc.Stored.Open)
+		}
+		if sc.Restart != nil {
+			flag(sc.Restart.Server, "1 000 req/s after the restart", sc.Restart.Open)
+		}
+	}
+}
+
 func (r *Report) check(server, target, value string, met bool) {
 	r.Targets = append(r.Targets, Check{Server: server, Target: target, Value: value, Met: met})
 }
@@ -221,7 +247,7 @@ func thousands(v float64) string {
 
 // WriteMarkdown prints the report as Markdown tables.
 func (r *Report) WriteMarkdown(w io.Writer) {
-	fmt.Fprintf(w, "%d × %s, Go %s", r.Machine.CPUs, r.Machine.CPUModel, r.Machine.GoVersion)
+	fmt.Fprintf(w, "asnrelay %s on %d × %s, Go %s", r.Revision, r.Machine.CPUs, r.Machine.CPUModel, r.Machine.GoVersion)
 	if r.Machine.NodeVersion != "" {
 		fmt.Fprintf(w, ", Node %s", r.Machine.NodeVersion)
 	}
@@ -232,15 +258,26 @@ func (r *Report) WriteMarkdown(w io.Writer) {
 	}
 	fmt.Fprintf(w, "; load average %s at start, %s at end.\n", r.Machine.LoadStart, r.Machine.LoadEnd)
 	st := r.Settings
-	fmt.Fprintf(w, "%d-byte signed bodies; max = closed loop, %d connections, %s; ack latency = open loop, %d connections, %s per rate, from each request's scheduled time; ingest→target at %g req/s for %s.\n\n",
-		st.BodyBytes, st.ClosedConns, st.ClosedDuration, st.OpenConns, st.OpenDuration, st.E2ERate, st.E2EDuration)
+	kind := "signed"
+	if st.Unverifiable {
+		kind = "UNVERIFIABLE (bad signature: the relay verifies and forwards nothing)"
+	}
+	fmt.Fprintf(w, "%d-byte %s bodies; max = closed loop, %d connections, %s; ack latency = open loop, %d connections, %s per rate, from each request's scheduled time",
+		st.BodyBytes, kind, st.ClosedConns, st.ClosedDuration, st.OpenConns, st.OpenDuration)
+	if st.E2ERate > 0 {
+		fmt.Fprintf(w, "; ingest→target at %g req/s for %s", st.E2ERate, st.E2EDuration)
+	}
+	fmt.Fprint(w, ".\n\n")
 
 	var heads []string
 	heads = append(heads, "server", "max req/s", "server CPU at max")
 	for _, rate := range st.OpenRates {
 		heads = append(heads, fmt.Sprintf("ack p50 / p99 / p99.9 at %s/s (ms)", thousands(rate)))
 	}
-	heads = append(heads, fmt.Sprintf("ingest→target p50 / p99 at %g/s (ms)", st.E2ERate), "peak RSS (MiB)", "CPU s / 1000")
+	if st.E2ERate > 0 {
+		heads = append(heads, fmt.Sprintf("ingest→target p50 / p99 at %g/s (ms)", st.E2ERate))
+	}
+	heads = append(heads, "peak RSS (MiB)", "CPU s / 1000")
 	fmt.Fprintf(w, "| %s |\n|%s\n", strings.Join(heads, " | "), strings.Repeat("---|", len(heads)))
 	for _, s := range r.Servers {
 		if s.Skipped != "" {
@@ -270,7 +307,7 @@ func (r *Report) WriteMarkdown(w io.Writer) {
 				cell += fmt.Sprintf(" (%d of %d arrived)", e.Arrived, e.Sent)
 			}
 			row = append(row, cell)
-		} else {
+		} else if st.E2ERate > 0 {
 			row = append(row, "—")
 		}
 		mem := "—"
