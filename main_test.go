@@ -5,6 +5,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -66,11 +67,16 @@ func TestServeExampleConfigStartsAndStops(t *testing.T) {
 	}
 	path := filepath.Join(dir, "config.example.yaml")
 	os.WriteFile(path, []byte(cfg), 0o600)
+	// As in a one-CPU container: serve must raise GOMAXPROCS (see relay.MinProcs).
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
 	var errOut syncBuffer
 	go func() { done <- run(ctx, []string{"serve", "--config", path}, &bytes.Buffer{}, &errOut) }()
 	waitForFile(t, filepath.Join(dir, "data", "asnrelay.db"))
+	if got := runtime.GOMAXPROCS(0); got < 2 {
+		t.Errorf("GOMAXPROCS = %d while serving, want at least 2", got)
+	}
 	cancel()
 	if code := <-done; code != 0 {
 		t.Fatalf("serve exited %d: %s", code, errOut.String())

@@ -34,12 +34,13 @@ type Verifier struct {
 	roots     *x509.CertPool
 	rootCerts []*x509.Certificate
 	now       func() time.Time
+	chains    *chainCache // shared by copies made with WithClock
 }
 
 // NewVerifier returns a Verifier that trusts Apple Root CA - G3 plus extraRoots (test CAs,
 // other Apple roots). Nil entries are ignored.
 func NewVerifier(extraRoots []*x509.Certificate) *Verifier {
-	v := &Verifier{roots: x509.NewCertPool(), now: time.Now}
+	v := &Verifier{roots: x509.NewCertPool(), now: time.Now, chains: &chainCache{}}
 	for _, c := range append([]*x509.Certificate{AppleRootCA()}, extraRoots...) {
 		if c == nil {
 			continue
@@ -89,6 +90,13 @@ func (v *Verifier) VerifyJWS(jws string) ([]byte, error) {
 	if len(hdr.X5C) != 3 {
 		return nil, verificationErr(ReasonBadChainLength, fmt.Errorf("x5c has %d certificates, want 3", len(hdr.X5C)))
 	}
+	key := chainKey(hdr.X5C)
+	if chain, ok := v.chains.get(key); ok {
+		if payload, at, err := v.payloadAndTime(payloadB64); err == nil && chain.covers(at) {
+			return verifySignature(headerB64, payloadB64, sigB64, chain.leafKey, payload)
+		}
+		// Outside the cached window, or a bad payload: the full path says why.
+	}
 	certs := make([]*x509.Certificate, len(hdr.X5C))
 	for i, s := range hdr.X5C {
 		der, err := decodeStdBase64(s)
@@ -111,17 +119,65 @@ func (v *Verifier) VerifyJWS(jws string) ([]byte, error) {
 	if err != nil {
 		return nil, verificationErr(ReasonMalformed, fmt.Errorf("signature: %w", err))
 	}
-	if err := v.verifyChain(certs[0], certs[1], at); err != nil {
+	root, err := v.verifyChain(certs[0], certs[1], at)
+	if err != nil {
 		return nil, err
 	}
-	key, ok := certs[0].PublicKey.(*ecdsa.PublicKey)
-	if !ok || key.Curve != elliptic.P256() {
+	leafKey, ok := certs[0].PublicKey.(*ecdsa.PublicKey)
+	if !ok || leafKey.Curve != elliptic.P256() {
 		return nil, verificationErr(ReasonBadCertificate, errors.New("x5c[0]: public key is not ECDSA P-256"))
+	}
+	if err := jwt.SigningMethodES256.Verify(headerB64+"."+payloadB64, sig, leafKey); err != nil {
+		return nil, verificationErr(ReasonBadSignature, err)
+	}
+	v.chains.put(key, verifiedChain{
+		leafKey:   leafKey,
+		notBefore: latest(certs[0].NotBefore, certs[1].NotBefore, root.NotBefore),
+		notAfter:  earliest(certs[0].NotAfter, certs[1].NotAfter, root.NotAfter),
+	})
+	return payload, nil
+}
+
+// payloadAndTime decodes the payload segment and the instant its chain must be valid at.
+func (v *Verifier) payloadAndTime(payloadB64 string) ([]byte, time.Time, error) {
+	payload, err := decodeSegment(payloadB64)
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	at, err := v.effectiveTime(payload)
+	return payload, at, err
+}
+
+// verifySignature checks the ES256 signature of a JWS whose chain is known good.
+func verifySignature(headerB64, payloadB64, sigB64 string, key *ecdsa.PublicKey, payload []byte) ([]byte, error) {
+	sig, err := decodeSegment(sigB64)
+	if err != nil {
+		return nil, verificationErr(ReasonMalformed, fmt.Errorf("signature: %w", err))
 	}
 	if err := jwt.SigningMethodES256.Verify(headerB64+"."+payloadB64, sig, key); err != nil {
 		return nil, verificationErr(ReasonBadSignature, err)
 	}
 	return payload, nil
+}
+
+func latest(ts ...time.Time) time.Time {
+	out := ts[0]
+	for _, t := range ts[1:] {
+		if t.After(out) {
+			out = t
+		}
+	}
+	return out
+}
+
+func earliest(ts ...time.Time) time.Time {
+	out := ts[0]
+	for _, t := range ts[1:] {
+		if t.Before(out) {
+			out = t
+		}
+	}
+	return out
 }
 
 // effectiveTime is the instant the chain must be valid at: the payload's signedDate, else its
@@ -145,14 +201,14 @@ func (v *Verifier) effectiveTime(payload []byte) (time.Time, error) {
 }
 
 // verifyChain checks that leaf → intermediate → trusted root is a valid chain at time at, with
-// Apple's OIDs.
-func (v *Verifier) verifyChain(leaf, intermediate *x509.Certificate, at time.Time) error {
+// Apple's OIDs, and returns the root that anchors it.
+func (v *Verifier) verifyChain(leaf, intermediate *x509.Certificate, at time.Time) (*x509.Certificate, error) {
 	if !intermediate.BasicConstraintsValid || !intermediate.IsCA {
-		return verificationErr(ReasonIntermediateNotCA, fmt.Errorf("x5c[1] %q is not a CA certificate", intermediate.Subject.CommonName))
+		return nil, verificationErr(ReasonIntermediateNotCA, fmt.Errorf("x5c[1] %q is not a CA certificate", intermediate.Subject.CommonName))
 	}
 	for i, c := range []*x509.Certificate{leaf, intermediate} {
 		if err := validAt(c, at); err != nil {
-			return verificationErr(ReasonExpiredChain, fmt.Errorf("x5c[%d] %w", i, err))
+			return nil, verificationErr(ReasonExpiredChain, fmt.Errorf("x5c[%d] %w", i, err))
 		}
 	}
 	intermediates := x509.NewCertPool()
@@ -166,32 +222,32 @@ func (v *Verifier) verifyChain(leaf, intermediate *x509.Certificate, at time.Tim
 	if err != nil {
 		// x509 reports an expired root as an unknown authority; say what really happened.
 		if root := v.expiredIssuer(intermediate, at); root != nil {
-			return verificationErr(ReasonExpiredChain, fmt.Errorf("root %w", validAt(root, at)))
+			return nil, verificationErr(ReasonExpiredChain, fmt.Errorf("root %w", validAt(root, at)))
 		}
 		var invalid x509.CertificateInvalidError
 		if errors.As(err, &invalid) && invalid.Reason == x509.Expired {
-			return verificationErr(ReasonExpiredChain, err)
+			return nil, verificationErr(ReasonExpiredChain, err)
 		}
-		return verificationErr(ReasonUntrustedRoot, err)
+		return nil, verificationErr(ReasonUntrustedRoot, err)
 	}
 	// The intermediate must be x5c[1] itself and the root one of ours, directly above it.
-	found := false
+	var root *x509.Certificate
 	for _, chain := range chains {
 		if len(chain) == 3 && chain[1].Equal(intermediate) {
-			found = true
+			root = chain[2]
 			break
 		}
 	}
-	if !found {
-		return verificationErr(ReasonUntrustedRoot, errors.New("no chain leaf → x5c[1] → trusted root"))
+	if root == nil {
+		return nil, verificationErr(ReasonUntrustedRoot, errors.New("no chain leaf → x5c[1] → trusted root"))
 	}
 	if !hasExtension(leaf, LeafOID) {
-		return verificationErr(ReasonMissingOID, fmt.Errorf("leaf certificate lacks OID %s", LeafOID))
+		return nil, verificationErr(ReasonMissingOID, fmt.Errorf("leaf certificate lacks OID %s", LeafOID))
 	}
 	if !hasExtension(intermediate, IntermediateOID) {
-		return verificationErr(ReasonMissingOID, fmt.Errorf("intermediate certificate lacks OID %s", IntermediateOID))
+		return nil, verificationErr(ReasonMissingOID, fmt.Errorf("intermediate certificate lacks OID %s", IntermediateOID))
 	}
-	return nil
+	return root, nil
 }
 
 // expiredIssuer returns the trusted root that signed intermediate but is not valid at at, if any.
