@@ -74,9 +74,11 @@ func Open(path string, opts Options) (*DB, error) {
 	}
 	b, err := bolt.Open(path, 0o600, &bolt.Options{
 		Timeout: opts.OpenTimeout,
-		// The freelist is rebuilt at open instead of written on every commit:
-		// fewer pages per fsync on the ingest path.
-		NoFreelistSync: true,
+		// The freelist is written with every commit (bbolt's default). Not
+		// writing it saves nothing measurable on this append-mostly load,
+		// but makes every open walk the whole file: on a 1.3 GB store,
+		// 12 s cold and 1.3 GB resident, against under 1 ms and 3 MB.
+		NoFreelistSync: false,
 		FreelistType:   bolt.FreelistMapType,
 	})
 	if err != nil {
