@@ -100,7 +100,8 @@ func FuzzProcessOutcome(f *testing.F) {
 func t0Clock() time.Time { return t0 }
 
 // FuzzAdminAPI: any request to the admin API or the dashboard gets an
-// answer below 500, and the API answers in JSON.
+// answer below 500, and the API answers in JSON (but for the mux's redirects
+// of unclean paths).
 func FuzzAdminAPI(f *testing.F) {
 	ca := newCA(f)
 	s := "http://127.0.0.1:1/"
@@ -164,7 +165,7 @@ func FuzzAdminAPI(f *testing.F) {
 		if rec.Code >= 500 {
 			t.Fatalf("%s %s %q: %d %s", req.Method, target, body, rec.Code, rec.Body)
 		}
-		if strings.HasPrefix(req.URL.Path, "/api/") && !strings.HasSuffix(req.URL.Path, "/body") && req.Method != "HEAD" &&
+		if strings.HasPrefix(req.URL.Path, "/api/v1/") && (rec.Code < 300 || rec.Code >= 400) && !strings.HasSuffix(req.URL.Path, "/body") && req.Method != "HEAD" &&
 			rec.Body.Len() > 0 && !json.Valid(rec.Body.Bytes()) {
 			t.Fatalf("%s %s: answer is not JSON: %q", req.Method, target, rec.Body)
 		}
