@@ -198,3 +198,45 @@ func TestDiskFullDoesNotHammerTargets(t *testing.T) {
 		n, whileFull, n, hits.Load()-before)
 	stopAndCheckFile(t, h)
 }
+
+// TestReadOnlyDataDirIsAClearError: a data_dir on a file system mounted
+// read-only (as ext4 does itself after I/O errors) fails Open with an error
+// naming the file and the cause, rather than starting a relay that cannot
+// acknowledge anything; once writable again, everything is still there.
+func TestReadOnlyDataDirIsAClearError(t *testing.T) {
+	ca := newCA(t)
+	cfg := testConfig(t, ca)
+	mnt := mountTmpfs(t, "2m")
+	cfg.DataDir = filepath.Join(mnt, "data")
+	h := startRelayTweaked(t, cfg, zerolog.Nop(), Options{}, nil)
+	b := body(t, ca, appletest.Notification{UUID: "before-ro"})
+	if got := h.post(t, "myapp", b); got != 200 {
+		t.Fatal(got)
+	}
+	stopAndCheckFile(t, h)
+
+	remount := func(flags uintptr) {
+		t.Helper()
+		if err := syscall.Mount("tmpfs", mnt, "tmpfs", syscall.MS_REMOUNT|flags, "size=2m"); err != nil {
+			t.Fatalf("remount: %v", err)
+		}
+	}
+	remount(syscall.MS_RDONLY)
+	r, err := New(cfg, zerolog.Nop(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = r.Open()
+	if err == nil || !strings.Contains(err.Error(), DBFile) || !errors.Is(err, syscall.EROFS) {
+		t.Errorf("Open on a read-only data_dir: %v; want an error naming %s and EROFS", err, DBFile)
+	}
+	t.Logf("read-only data_dir: %v", err)
+	r.Close()
+
+	remount(0)
+	h = startRelayTweaked(t, cfg, zerolog.Nop(), Options{}, nil)
+	if stored, err := h.r.db.Body(1); err != nil || !bytes.Equal(stored, b) {
+		t.Errorf("after remounting read-write: %v", err)
+	}
+	stopAndCheckFile(t, h)
+}
