@@ -7,5 +7,5 @@
 set -eu
 cd "$(dirname "$0")/.."
 ASNRELAY_LONG=1 go test -race -count=1 -timeout 20m -v \
-	-run 'CrashLoop|SIGKILL|Oversize|Hostile|Slow|Idle|HeaderFlood|Outage|Forger|Secrets|DiskFull' \
+	-run 'CrashLoop|SIGKILL|Oversize|Hostile|Slow|Idle|HeaderFlood|Outage|Forger|Secrets|DiskFull|ReadOnly' \
 	. ./relay ./store | grep -E '^(=== RUN|--- |ok|FAIL|PASS)|_test.go:[0-9]+: '
