@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -13,11 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rs/zerolog"
-
 	"github.com/asnrelay/asnrelay/apple/appletest"
 	"github.com/asnrelay/asnrelay/relay"
-	"github.com/asnrelay/asnrelay/relay/config"
 )
 
 // adminRelay is a relay running in-process from a config file, with a
@@ -59,34 +55,9 @@ targets:
     retry: {initial: 5ms, max_interval: 20ms, max_age: 1h}
 `, filepath.Join(dir, "data"), adminAddr, token, root, ar.target.URL)
 	os.WriteFile(ar.config, []byte(yaml), 0o600)
-	cfg, err := config.Load(ar.config)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := relay.New(cfg, zerolog.Nop(), relay.Options{Version: "test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := r.Open(); err != nil {
-		t.Fatal(err)
-	}
+	var r *relay.Relay
+	r, ar.stop = startRelay(t, ar.config)
 	ar.admin, ar.public = "http://"+r.AdminAddr().String(), "http://"+r.Addr().String()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx) }()
-	stopped := false
-	ar.stop = func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("run: %v", err)
-		}
-		r.Close()
-	}
-	t.Cleanup(ar.stop)
 	return ar
 }
 

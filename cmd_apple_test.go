@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"net/http/httptest"
@@ -11,11 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rs/zerolog"
-
 	"github.com/asnrelay/asnrelay/apple"
 	"github.com/asnrelay/asnrelay/apple/appletest"
-	"github.com/asnrelay/asnrelay/relay"
 	"github.com/asnrelay/asnrelay/relay/config"
 )
 
@@ -86,33 +82,6 @@ apps:
 	return path
 }
 
-// startRelay runs the daemon of config path in-process.
-func startRelay(t *testing.T, path string) *relay.Relay {
-	t.Helper()
-	cfg, err := config.Load(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := relay.New(cfg, zerolog.Nop(), relay.Options{Version: "test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := r.Open(); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("run: %v", err)
-		}
-		r.Close()
-	})
-	return r
-}
-
 func TestCheckCommand(t *testing.T) {
 	e := newAppleEnv(t)
 
@@ -177,7 +146,7 @@ func TestBackfillCommand(t *testing.T) {
 		history = append(history, s)
 	}
 	e.fake.Update(func(f *appletest.FakeAPI) { f.NotificationHistory = history })
-	r := startRelay(t, path)
+	r, _ := startRelay(t, path)
 	admin := "http://" + r.AdminAddr().String()
 
 	code, out, errOut := runCLI(t, "backfill", "--app", "myapp", "--environment", "Sandbox", "--since", "3d", "--admin", admin)
@@ -212,7 +181,7 @@ func TestBackfillCommand(t *testing.T) {
 
 func TestAppleTestNotificationCommand(t *testing.T) {
 	e := newAppleEnv(t)
-	r := startRelay(t, e.config)
+	r, _ := startRelay(t, e.config)
 	e.fake.Update(func(f *appletest.FakeAPI) { f.NotificationURL = "http://" + r.Addr().String() + "/asn/myapp" })
 	admin := "http://" + r.AdminAddr().String()
 

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -14,9 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rs/zerolog"
-
-	"github.com/asnrelay/asnrelay/relay"
 	"github.com/asnrelay/asnrelay/relay/config"
 )
 
@@ -126,17 +122,7 @@ func TestSendTestRoundTripThroughRelayWithDecodedPayload(t *testing.T) {
 	tg := config.DefaultTarget()
 	tg.Name, tg.URL, tg.Payload = "backend", target.URL, config.PayloadDecoded
 	cfg.Targets = []config.Target{tg}
-	r, err := relay.New(&cfg, zerolog.Nop(), relay.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := r.Open(); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx) }()
-	defer func() { cancel(); <-done; r.Close() }()
+	r, _ := runRelay(t, &cfg)
 
 	code, out, errOut := runCLI(t, "send-test", "--url", "http://"+r.Addr().String()+"/asn/myapp", "--root-out", root, "--type", "CONSUMPTION_REQUEST")
 	if code != 0 {

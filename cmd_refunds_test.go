@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -12,12 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rs/zerolog"
-
 	"github.com/asnrelay/asnrelay/apple"
 	"github.com/asnrelay/asnrelay/apple/appletest"
 	"github.com/asnrelay/asnrelay/relay"
-	"github.com/asnrelay/asnrelay/relay/config"
 )
 
 // startRefundRelay runs a relay whose app answers CONSUMPTION_REQUEST in
@@ -47,27 +43,7 @@ apps:
       refund_preference: {default: DECLINE, by_reason: {UNINTENDED_PURCHASE: GRANT_FULL}}
 `, filepath.Join(dir, "data"), root)
 	os.WriteFile(path, []byte(yaml), 0o600)
-	cfg, err := config.Load(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := relay.New(cfg, zerolog.Nop(), relay.Options{Version: "test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := r.Open(); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("run: %v", err)
-		}
-		r.Close()
-	})
+	r, _ := startRelay(t, path)
 	return "http://" + r.AdminAddr().String(), "http://" + r.Addr().String(), ca
 }
 
