@@ -90,10 +90,43 @@ func (db *DB) sweepDeliveries(ctx context.Context, p RetentionPolicy) (int, erro
 	if stop.IsZero() {
 		return 0, nil
 	}
+	return db.sweepBucket(ctx, bucketDeliveries,
+		func(_ *bolt.Tx, id uint64, v []byte) (int, bool, error) {
+			var d Delivery
+			if err := json.Unmarshal(v, &d); err != nil {
+				return 0, false, fmt.Errorf("delivery %d: %w", id, err)
+			}
+			if !d.CreatedAt.Before(stop) {
+				return 0, true, nil
+			}
+			if p.deliveryExpired(d) {
+				return 3 + d.Attempts, false, nil // the record, its indexes, its attempts
+			}
+			return 0, false, nil
+		},
+		func(tx *bolt.Tx, id uint64) (bool, error) {
+			d, err := getDelivery(tx, id)
+			if err != nil || !p.deliveryExpired(d) {
+				return false, nil // gone already, or changed since it was read
+			}
+			return true, deleteDelivery(tx, d)
+		})
+}
+
+// sweepBucket walks bucket oldest first, in rounds that never hold a
+// transaction long. A read transaction scans at most sweepScan records, asking
+// pick of each whether to delete it (a cost in keys, 0 for no) and whether
+// the walk is over; a write transaction then hands the candidates, at most
+// SweepKeys keys' worth, to remove, which checks each again (it may have
+// changed in between) and deletes it. It returns how many remove deleted.
+func (db *DB) sweepBucket(ctx context.Context, bucket []byte,
+	pick func(tx *bolt.Tx, id uint64, v []byte) (cost int, done bool, err error),
+	remove func(tx *bolt.Tx, id uint64) (bool, error),
+) (int, error) {
 	deleted := 0
 	var after uint64
 	for {
-		if err := ctx.Err(); err != nil {
+		if ctx.Err() != nil {
 			return deleted, nil
 		}
 		var (
@@ -102,7 +135,7 @@ func (db *DB) sweepDeliveries(ctx context.Context, p RetentionPolicy) (int, erro
 			more bool
 		)
 		err := db.bolt.View(func(tx *bolt.Tx) error {
-			c := tx.Bucket(bucketDeliveries).Cursor()
+			c := tx.Bucket(bucket).Cursor()
 			scanned := 0
 			for k, v := c.Seek(u64(after + 1)); k != nil; k, v = c.Next() {
 				if scanned == sweepScan || keys >= SweepKeys {
@@ -111,16 +144,13 @@ func (db *DB) sweepDeliveries(ctx context.Context, p RetentionPolicy) (int, erro
 				}
 				scanned++
 				after = readU64(k)
-				var d Delivery
-				if err := json.Unmarshal(v, &d); err != nil {
-					return fmt.Errorf("delivery %d: %w", after, err)
+				cost, done, err := pick(tx, after, v)
+				if err != nil || done {
+					return err
 				}
-				if !d.CreatedAt.Before(stop) {
-					return nil
-				}
-				if p.deliveryExpired(d) {
-					ids = append(ids, d.ID)
-					keys += 3 + d.Attempts
+				if cost > 0 {
+					ids = append(ids, after)
+					keys += cost
 				}
 			}
 			return nil
@@ -133,17 +163,13 @@ func (db *DB) sweepDeliveries(ctx context.Context, p RetentionPolicy) (int, erro
 			err := db.update(func(tx *bolt.Tx) error {
 				n = 0
 				for _, id := range ids {
-					d, err := getDelivery(tx, id)
+					ok, err := remove(tx, id)
 					if err != nil {
-						continue // gone already
-					}
-					if !p.deliveryExpired(d) {
-						continue
-					}
-					if err := deleteDelivery(tx, d); err != nil {
 						return err
 					}
-					n++
+					if ok {
+						n++
+					}
 				}
 				return nil
 			})
@@ -184,67 +210,27 @@ func (db *DB) sweepNotifications(ctx context.Context, p RetentionPolicy) (int, e
 	if stop.IsZero() {
 		return 0, nil
 	}
-	deleted := 0
-	var after uint64
-	for {
-		if err := ctx.Err(); err != nil {
-			return deleted, nil
-		}
-		var (
-			seqs []uint64
-			more bool
-		)
-		err := db.bolt.View(func(tx *bolt.Tx) error {
-			c := tx.Bucket(bucketNotifications).Cursor()
-			scanned := 0
-			for k, v := c.Seek(u64(after + 1)); k != nil; k, v = c.Next() {
-				if scanned == sweepScan || len(seqs)*5 >= SweepKeys {
-					more = true
-					return nil
-				}
-				scanned++
-				after = readU64(k)
-				var n Notification
-				if err := json.Unmarshal(v, &n); err != nil {
-					return fmt.Errorf("notification %d: %w", after, err)
-				}
-				if !n.ReceivedAt.Before(stop) {
-					return nil
-				}
-				if deletableNotification(tx, n, p) {
-					seqs = append(seqs, n.Seq)
-				}
+	return db.sweepBucket(ctx, bucketNotifications,
+		func(tx *bolt.Tx, seq uint64, v []byte) (int, bool, error) {
+			var n Notification
+			if err := json.Unmarshal(v, &n); err != nil {
+				return 0, false, fmt.Errorf("notification %d: %w", seq, err)
 			}
-			return nil
+			if !n.ReceivedAt.Before(stop) {
+				return 0, true, nil
+			}
+			if deletableNotification(tx, n, p) {
+				return 5, false, nil // about five keys: body, metadata, decoded document, UUID entry
+			}
+			return 0, false, nil
+		},
+		func(tx *bolt.Tx, seq uint64) (bool, error) {
+			n, err := getNotification(tx, seq)
+			if err != nil || !deletableNotification(tx, n, p) {
+				return false, nil // gone, or changed since it was read
+			}
+			return true, deleteNotification(tx, n)
 		})
-		if err != nil {
-			return deleted, err
-		}
-		if len(seqs) > 0 {
-			n := 0
-			err := db.update(func(tx *bolt.Tx) error {
-				n = 0
-				for _, seq := range seqs {
-					nt, err := getNotification(tx, seq)
-					if err != nil || !deletableNotification(tx, nt, p) {
-						continue // gone, or changed since it was read
-					}
-					if err := deleteNotification(tx, nt); err != nil {
-						return err
-					}
-					n++
-				}
-				return nil
-			})
-			if err != nil {
-				return deleted, err
-			}
-			deleted += n
-		}
-		if !more {
-			return deleted, nil
-		}
-	}
 }
 
 // deletableNotification: old enough, processed, and no delivery left.
