@@ -50,6 +50,9 @@ type Options struct {
 	UserAgent string
 	// OnAttempt, if set, is called after each attempt is recorded.
 	OnAttempt func(d store.Delivery, a store.Attempt, result string)
+	// Yield, if set, is called before each attempt and may delay it: the
+	// relay uses it to let acknowledgements go first.
+	Yield func(ctx context.Context)
 }
 
 // Engine runs one worker per target.

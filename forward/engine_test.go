@@ -89,6 +89,12 @@ type fixture struct {
 // start opens a store, builds an engine for targets and runs it until the test ends.
 func start(t *testing.T, clk *clock, targets ...Target) *fixture {
 	t.Helper()
+	return startWith(t, clk, Options{}, targets...)
+}
+
+// startWith is start with opts; it sets their clock, user agent and OnAttempt.
+func startWith(t *testing.T, clk *clock, opts Options, targets ...Target) *fixture {
+	t.Helper()
 	f := &fixture{clock: clk, done: make(chan struct{})}
 	now := time.Now
 	if clk != nil {
@@ -99,8 +105,9 @@ func start(t *testing.T, clk *clock, targets ...Target) *fixture {
 		t.Fatal(err)
 	}
 	f.db = db
-	f.engine, err = New(db, targets, zerolog.Nop(), Options{Now: now, UserAgent: "asnrelay/test",
-		OnAttempt: func(store.Delivery, store.Attempt, string) { f.recorded.Add(1) }})
+	opts.Now, opts.UserAgent = now, "asnrelay/test"
+	opts.OnAttempt = func(store.Delivery, store.Attempt, string) { f.recorded.Add(1) }
+	f.engine, err = New(db, targets, zerolog.Nop(), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -365,6 +372,29 @@ func TestRefusedConnectionIsRetriedLikeA5xx(t *testing.T) {
 	waitFor(t, "two failed attempts", func() bool { return f.state(t, ds[0].ID).Attempts >= 2 })
 	if d := f.state(t, ds[0].ID); d.State != store.DeliveryPending || d.LastError == "" {
 		t.Fatalf("delivery = %+v; want pending with an error", d)
+	}
+}
+
+func TestYieldHoldsAttemptsBack(t *testing.T) {
+	s := newSink(t, nil)
+	release := make(chan struct{})
+	var yields atomic.Int64
+	f := startWith(t, nil, Options{Yield: func(ctx context.Context) {
+		yields.Add(1)
+		select {
+		case <-release:
+		case <-ctx.Done():
+		}
+	}}, Target{Name: "a", URL: s.URL})
+	d := f.deliver(t, []byte(`{"signedPayload":"x"}`), "a")[0]
+	waitFor(t, "the attempt to ask to go", func() bool { return yields.Load() == 1 })
+	if n := s.requests.Load(); n != 0 {
+		t.Fatalf("target got %d requests while Yield held the attempt", n)
+	}
+	close(release)
+	waitFor(t, "the delivery", func() bool { return f.state(t, d.ID).State == store.DeliverySucceeded })
+	if n := s.requests.Load(); n != 1 {
+		t.Fatalf("target got %d requests, want 1", n)
 	}
 }
 

@@ -109,6 +109,9 @@ func (w *worker) step(ctx context.Context, attempts *sync.WaitGroup) time.Durati
 		attempts.Add(1)
 		go func() {
 			defer attempts.Done()
+			if y := w.e.opts.Yield; y != nil {
+				y(ctx)
+			}
 			// An attempt that started finishes even during shutdown, so its
 			// outcome is recorded rather than repeated after restart.
 			w.results <- w.attempt(context.WithoutCancel(ctx), d)

@@ -118,7 +118,7 @@ func FuzzAdminAPI(f *testing.F) {
 			f.Fatal(err)
 		}
 	}
-	if _, err := r.processor.step(); err != nil {
+	if _, err := r.processor.step(f.Context()); err != nil {
 		f.Fatal(err)
 	}
 	h := r.admin.Handler

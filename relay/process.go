@@ -34,6 +34,8 @@ type processor struct {
 	// delivered is called after deliveries were created.
 	delivered func()
 	wakeCh    chan struct{}
+	// gate, if set, makes each verification wait for a gap in ingest.
+	gate *ingestGate
 
 	// consumptionAdded is called after CONSUMPTION_REQUEST answers were queued.
 	consumptionAdded func()
@@ -48,7 +50,7 @@ func (p *processor) wake() {
 
 func (p *processor) run(ctx context.Context) {
 	for {
-		n, err := p.step()
+		n, err := p.step(ctx)
 		if err != nil {
 			p.log.Error().Err(err).Msg("process notifications; retrying")
 		}
@@ -83,7 +85,7 @@ func (p *processor) idle(ctx context.Context, d time.Duration) bool {
 }
 
 // step processes one batch from the inbox and returns its size.
-func (p *processor) step() (int, error) {
+func (p *processor) step(ctx context.Context) (int, error) {
 	inbox, err := p.db.Inbox(processBatch)
 	if err != nil || len(inbox) == 0 {
 		return 0, err
@@ -91,6 +93,9 @@ func (p *processor) step() (int, error) {
 	outcomes := make([]store.Outcome, 0, len(inbox))
 	var retry error
 	for _, r := range inbox {
+		if p.gate != nil {
+			p.gate.wait(ctx)
+		}
 		o, err := p.outcome(r)
 		if err != nil {
 			// Transient: leave it (and what follows, to keep order) for later.

@@ -60,6 +60,8 @@ type Relay struct {
 	forward   *forward.Engine
 	processor *processor
 	metrics   *metrics
+	// gate lets acknowledgements go before verification and forwarding.
+	gate *ingestGate
 	// appleClients are the App Store Server API clients: app -> environment.
 	appleClients appleClients
 	appleState   appleState
@@ -86,7 +88,7 @@ func New(cfg *config.Config, log zerolog.Logger, opts Options) (*Relay, error) {
 	if opts.Version == "" {
 		opts.Version = "dev"
 	}
-	r := &Relay{cfg: cfg, log: log, opts: opts, now: opts.Now, apps: make(map[string]*config.App),
+	r := &Relay{cfg: cfg, log: log, opts: opts, now: opts.Now, apps: make(map[string]*config.App), gate: newIngestGate(),
 		timeouts: serverTimeouts{readHeader: ReadHeaderTimeout, read: ReadTimeout, write: WriteTimeout, idle: IdleTimeout}}
 	for i := range cfg.Apps {
 		r.apps[cfg.Apps[i].Name] = &cfg.Apps[i]
@@ -150,14 +152,14 @@ func (r *Relay) Open() error {
 	}
 	r.forward, err = forward.New(r.db, targets, r.log, forward.Options{
 		Now: r.now, Client: r.opts.HTTPClient, UserAgent: "asnrelay/" + r.opts.Version,
-		OnAttempt: r.observeAttempt,
+		OnAttempt: r.observeAttempt, Yield: r.gate.wait,
 	})
 	if err != nil {
 		return errors.Join(&config.Error{Key: "targets", Msg: err.Error(), Err: err}, r.Close())
 	}
 	r.processor = &processor{
 		db: r.db, verifier: r.verifier, apps: r.apps, targets: r.cfg.Targets, log: r.log,
-		metrics: r.metrics, delivered: r.forward.Wake, wakeCh: make(chan struct{}, 1),
+		metrics: r.metrics, delivered: r.forward.Wake, wakeCh: make(chan struct{}, 1), gate: r.gate,
 	}
 	r.consumption = newConsumptionWorker(r.db, r.apps, r.appleClient, r.log, r.metrics, r.now, r.opts.HTTPClient, "asnrelay/"+r.opts.Version)
 	r.processor.consumptionAdded = r.consumption.wake

@@ -1,0 +1,60 @@
+package relay
+
+import (
+	"context"
+	"sync/atomic"
+	"time"
+)
+
+// maxYield is the longest background work waits for the ingest path to go
+// quiet. It bounds how far a sustained flood can starve verification and
+// forwarding: each of them still takes a step at least this often.
+const maxYield = 5 * time.Millisecond
+
+// ingestGate puts acknowledgements first. Ingest requests enter and leave
+// it; verification and forwarding call wait before each step, and so run in
+// the gaps between requests. A burst is acknowledged at full speed, which is
+// what Apple's retry schedule rewards, and processed right after it from the
+// durable inbox.
+type ingestGate struct {
+	inflight atomic.Int64
+	// quiet gets a token when the last request in flight leaves. One waiter
+	// takes it, so background steps start one at a time in a busy spell.
+	quiet chan struct{}
+	// maxWait is maxYield; tests change it.
+	maxWait time.Duration
+}
+
+func newIngestGate() *ingestGate {
+	return &ingestGate{quiet: make(chan struct{}, 1), maxWait: maxYield}
+}
+
+func (g *ingestGate) enter() { g.inflight.Add(1) }
+
+func (g *ingestGate) leave() {
+	if g.inflight.Add(-1) == 0 {
+		select {
+		case g.quiet <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// wait returns once no ingest request is in flight, after maxWait, or when
+// ctx ends, whichever comes first.
+func (g *ingestGate) wait(ctx context.Context) {
+	if g.inflight.Load() == 0 {
+		return
+	}
+	t := time.NewTimer(g.maxWait)
+	defer t.Stop()
+	for g.inflight.Load() > 0 {
+		select {
+		case <-g.quiet: // maybe stale: look again
+		case <-t.C:
+			return
+		case <-ctx.Done():
+			return
+		}
+	}
+}

@@ -1,0 +1,65 @@
+package relay
+
+import (
+	"context"
+	"testing"
+	"time"
+)
+
+func TestIngestGateWaitsForQuiet(t *testing.T) {
+	g := newIngestGate()
+	g.maxWait = time.Hour // only a quiet moment can end a wait here
+	g.wait(t.Context())   // nothing in flight: returns at once
+
+	g.enter()
+	g.enter()
+	returned := make(chan struct{})
+	go func() { g.wait(t.Context()); close(returned) }()
+	g.leave()
+	select {
+	case <-returned:
+		t.Fatal("wait returned with a request still in flight")
+	case <-time.After(50 * time.Millisecond):
+	}
+	g.leave()
+	select {
+	case <-returned:
+	case <-time.After(10 * time.Second):
+		t.Fatal("wait did not return once ingest went quiet")
+	}
+
+	// A token left from an earlier quiet moment does not end a later wait.
+	g.enter()
+	g.leave() // nobody waits: the token stays
+	g.enter()
+	returned = make(chan struct{})
+	go func() { g.wait(t.Context()); close(returned) }()
+	select {
+	case <-returned:
+		t.Fatal("a stale quiet signal ended the wait")
+	case <-time.After(50 * time.Millisecond):
+	}
+	g.leave()
+	<-returned
+}
+
+func TestIngestGateBoundsTheWait(t *testing.T) {
+	g := newIngestGate()
+	g.enter() // a flood that never ends
+	start := time.Now()
+	done := make(chan struct{})
+	go func() { g.wait(t.Context()); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("background work starved: wait did not give up")
+	}
+	if took := time.Since(start); took < g.maxWait {
+		t.Fatalf("wait gave up after %s, before maxWait (%s)", took, g.maxWait)
+	}
+
+	g.maxWait = time.Hour
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	g.wait(ctx) // a cancelled context ends the wait at once; the test would hang otherwise
+}
