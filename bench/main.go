@@ -47,6 +47,7 @@ var serverSpecs = []struct {
 	spec ServerSpec
 }{
 	{"noop", ServerSpec{Name: "no-op net/http", Kind: kindNoop}},
+	{"naive", ServerSpec{Name: "naive group commit", Kind: kindNaive}},
 	{"asnrelay", ServerSpec{Name: "asnrelay GOMAXPROCS=1", Kind: kindRelay, GOMAXPROCS: 1}},
 	{"asnrelay2", ServerSpec{Name: "asnrelay GOMAXPROCS=2", Kind: kindRelay, GOMAXPROCS: 2}},
 	{"express", ServerSpec{Name: "Express + fetch", Kind: kindExpress}},
@@ -165,8 +166,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		rep.Revision = strings.TrimSpace(string(out))
 	}
 	tools := &Tools{Root: root, WorkDir: work}
-	logf("building asnrelay and the no-op server")
-	if tools.Relay, tools.Noop, err = buildBinaries(ctx, root, work); err != nil {
+	logf("building asnrelay, the no-op server and the naive store")
+	if err = tools.buildBinaries(ctx); err != nil {
 		return err
 	}
 	for _, s := range specs {

@@ -63,7 +63,7 @@ func (b *bench) measure(ctx context.Context, spec ServerSpec) ServerResult {
 	// Unverifiable bodies are stored but never forwarded by the relay.
 	forwards := spec.Forwards() && !(b.set.Unverifiable && spec.Kind == kindRelay)
 	s := b.session(p, forwards, &counter{bodies: b.bodies})
-	if spec.Kind == kindRelay {
+	if spec.Kind == kindRelay || spec.Kind == kindNaive {
 		s.profile = map[string]bool{"closed": true, "1000/s": true}
 		s.label = spec.Name
 	}

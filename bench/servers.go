@@ -27,6 +27,7 @@ const (
 	kindNoop    = "noop"
 	kindRelay   = "asnrelay"
 	kindExpress = "express"
+	kindNaive   = "naive"
 )
 
 // ServerSpec is one server to measure.
@@ -39,7 +40,7 @@ type ServerSpec struct {
 }
 
 // Forwards reports whether the server delivers to the sink.
-func (s ServerSpec) Forwards() bool { return s.Kind != kindNoop }
+func (s ServerSpec) Forwards() bool { return s.Kind != kindNoop && s.Kind != kindNaive }
 
 // Proc is a running server process.
 type Proc struct {
@@ -62,6 +63,7 @@ type Tools struct {
 	Root       string // module root
 	Relay      string // asnrelay binary
 	Noop       string // bench/noop binary
+	Naive      string // bench/naive binary
 	ExpressDir string // bench/express with node_modules, "" when unavailable
 	Node       string
 	Taskset    string // "" when not installed: run unpinned
@@ -81,18 +83,18 @@ func moduleRoot() (string, error) {
 	return filepath.Dir(gomod), nil
 }
 
-// buildBinaries builds asnrelay and the no-op server with go build, as a
-// user would.
-func buildBinaries(ctx context.Context, root, dir string) (relay, noop string, err error) {
-	relay, noop = filepath.Join(dir, "asnrelay"), filepath.Join(dir, "noop")
-	for _, b := range []struct{ out, pkg string }{{relay, "."}, {noop, "./bench/noop"}} {
+// buildBinaries builds asnrelay, the no-op server and the naive store with
+// go build, as a user would.
+func (t *Tools) buildBinaries(ctx context.Context) error {
+	t.Relay, t.Noop, t.Naive = filepath.Join(t.WorkDir, "asnrelay"), filepath.Join(t.WorkDir, "noop"), filepath.Join(t.WorkDir, "naive")
+	for _, b := range []struct{ out, pkg string }{{t.Relay, "."}, {t.Noop, "./bench/noop"}, {t.Naive, "./bench/naive"}} {
 		cmd := exec.CommandContext(ctx, "go", "build", "-o", b.out, b.pkg)
-		cmd.Dir = root
+		cmd.Dir = t.Root
 		if out, err := cmd.CombinedOutput(); err != nil {
-			return "", "", fmt.Errorf("go build %s: %w\n%s", b.pkg, err, out)
+			return fmt.Errorf("go build %s: %w\n%s", b.pkg, err, out)
 		}
 	}
-	return relay, noop, nil
+	return nil
 }
 
 // prepareExpress installs express with npm into bench/express/node_modules
@@ -180,6 +182,8 @@ func (t *Tools) startServer(ctx context.Context, spec ServerSpec, to target, dat
 	switch spec.Kind {
 	case kindNoop:
 		argv = []string{t.Noop, "-addr", addr}
+	case kindNaive:
+		argv = []string{t.Naive, "-addr", addr, "-db", filepath.Join(dir, "naive.db")}
 	case kindRelay:
 		if p.Admin, err = freeAddr(); err != nil {
 			return nil, err
