@@ -46,11 +46,17 @@ type DB struct {
 	path string
 	opts Options
 
-	mu     sync.RWMutex // guards closed and sends on writes
+	mu     sync.RWMutex // guards closed and sends on writes and appends
 	closed bool
-	writes chan *write
-	done   chan struct{} // closed when the writer has exited
+	// appends are Append's writes: a client waits on each for its 200.
+	// writes are all the others.
+	appends, writes chan *write
+	done            chan struct{} // closed when the writer has exited
 }
+
+// maxPassedOver is how many commits of appends alone may go by while other
+// writes wait; the next commit takes everything queued.
+const maxPassedOver = 4
 
 // write is one unit of work for the writer goroutine.
 type write struct {
@@ -91,7 +97,8 @@ func Open(path string, opts Options) (*DB, error) {
 		b.Close()
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
-	db := &DB{bolt: b, path: path, opts: opts, writes: make(chan *write, opts.MaxBatch), done: make(chan struct{})}
+	db := &DB{bolt: b, path: path, opts: opts, done: make(chan struct{}),
+		appends: make(chan *write, opts.MaxBatch), writes: make(chan *write, opts.MaxBatch)}
 	go db.writer()
 	return db, nil
 }
@@ -131,6 +138,7 @@ func (db *DB) Close() error {
 		return nil
 	}
 	db.closed = true
+	close(db.appends)
 	close(db.writes)
 	db.mu.Unlock()
 	<-db.done
@@ -150,38 +158,92 @@ func (db *DB) Check() error {
 
 // update queues apply for the writer and waits until it is committed.
 func (db *DB) update(apply func(tx *bolt.Tx) error) error {
+	return db.queue(db.writes, apply)
+}
+
+// updateAppend is update for Append: the writer commits appends first.
+func (db *DB) updateAppend(apply func(tx *bolt.Tx) error) error {
+	return db.queue(db.appends, apply)
+}
+
+func (db *DB) queue(ch chan *write, apply func(tx *bolt.Tx) error) error {
 	w := &write{apply: apply, err: make(chan error, 1)}
 	db.mu.RLock()
 	if db.closed {
 		db.mu.RUnlock()
 		return ErrClosed
 	}
-	db.writes <- w
+	ch <- w
 	db.mu.RUnlock()
 	return <-w.err
 }
 
-// writer is the only goroutine that writes. It commits everything queued while
-// the previous commit ran as one transaction with one fsync.
+// writer is the only goroutine that writes. It commits what was queued while
+// the previous commit ran as one transaction with one fsync (group commit).
+// Appends go first: when some are queued, the commit holds only them, so a
+// client's 200 waits for a small commit, not for processing and delivery
+// records. Those commit between appends, or with them once they have been
+// passed over maxPassedOver times in a row.
 func (db *DB) writer() {
 	defer close(db.done)
+	appends, others := db.appends, db.writes
 	batch := make([]*write, 0, db.opts.MaxBatch)
-	for first := range db.writes {
-		batch = append(batch[:0], first)
-	drain:
-		for len(batch) < db.opts.MaxBatch {
-			select {
-			case w, ok := <-db.writes:
-				if !ok {
-					break drain
-				}
-				batch = append(batch, w)
-			default:
-				break drain
+	passed := 0
+	for appends != nil || others != nil {
+		var first *write
+		urgent := true
+		select {
+		case w, ok := <-appends:
+			if !ok {
+				appends = nil
+				continue
 			}
+			first = w
+		default:
+			select {
+			case w, ok := <-appends:
+				if !ok {
+					appends = nil
+					continue
+				}
+				first = w
+			case w, ok := <-others:
+				if !ok {
+					others = nil
+					continue
+				}
+				first, urgent = w, false
+			}
+		}
+		batch = append(batch[:0], first)
+		withOthers := !urgent || passed >= maxPassedOver
+		if withOthers {
+			batch, others = db.drain(batch, others)
+			passed = 0
+		}
+		batch, appends = db.drain(batch, appends)
+		if !withOthers && len(others) > 0 {
+			passed++
 		}
 		db.commit(batch)
 	}
+}
+
+// drain adds to batch what ch holds, up to MaxBatch, without waiting; it
+// returns nil for a closed channel.
+func (db *DB) drain(batch []*write, ch chan *write) ([]*write, chan *write) {
+	for ch != nil && len(batch) < db.opts.MaxBatch {
+		select {
+		case w, ok := <-ch:
+			if !ok {
+				return batch, nil
+			}
+			batch = append(batch, w)
+		default:
+			return batch, ch
+		}
+	}
+	return batch, ch
 }
 
 func (db *DB) commit(batch []*write) {

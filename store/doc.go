@@ -47,8 +47,11 @@
 // Every write goes through one writer goroutine. It takes every write queued while
 // the previous commit was running, applies them in one bbolt transaction and
 // commits it with one fsync (group commit), then answers each caller. When Append
-// returns nil the body is on disk. A write that fails inside a batch is retried on
-// its own, so one bad write cannot fail its neighbours.
+// returns nil the body is on disk. Appends go first: while some are queued, a
+// commit holds only them (a client waits on each), and the other writes commit
+// in the gaps, or with the appends after maxPassedOver commits without them. A
+// write that fails inside a batch is retried on its own, so one bad write
+// cannot fail its neighbours.
 //
 // # Replays
 //

@@ -57,7 +57,7 @@ type Notification struct {
 // It returns once the commit holding it is fsynced.
 func (db *DB) Append(in Incoming) (uint64, error) {
 	var seq uint64
-	err := db.update(func(tx *bolt.Tx) error {
+	err := db.updateAppend(func(tx *bolt.Tx) error {
 		n, err := tx.Bucket(bucketNotifications).NextSequence()
 		if err != nil {
 			return err

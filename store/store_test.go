@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -298,5 +299,109 @@ func TestInboxBoundsBodyBytes(t *testing.T) {
 	}
 	if len(inbox) != 3 { // 3 × 3 MiB passes MaxInboxBytes (8 MiB); the rest waits
 		t.Errorf("inbox returned %d bodies of 3 MiB, want 3", len(inbox))
+	}
+}
+
+// blockWriter queues a write that holds the writer until release is closed,
+// and returns once the writer is inside it.
+func blockWriter(t *testing.T, db *DB, release chan struct{}) {
+	t.Helper()
+	inside := make(chan struct{})
+	go db.update(func(tx *bolt.Tx) error {
+		close(inside)
+		<-release
+		return nil
+	})
+	<-inside
+}
+
+// waitQueued polls until ch holds n writes.
+func waitQueued(t *testing.T, ch chan *write, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for len(ch) < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d writes queued, want %d", len(ch), n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func TestAppendsCommitBeforeOtherWrites(t *testing.T) {
+	var mu sync.Mutex
+	var commits []int
+	db, err := Open(filepath.Join(t.TempDir(), "asnrelay.db"), Options{OnCommit: func(n int, _ time.Duration) {
+		mu.Lock()
+		commits = append(commits, n)
+		mu.Unlock()
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+
+	release := make(chan struct{})
+	blockWriter(t, db, release)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		if err := db.update(func(tx *bolt.Tx) error { return tx.Bucket(bucketMeta).Put([]byte("other"), []byte("1")) }); err != nil {
+			t.Error(err)
+		}
+	})
+	waitQueued(t, db.writes, 1)
+	for range 2 {
+		wg.Go(func() {
+			if _, err := db.Append(Incoming{App: "a", Body: []byte(`{}`)}); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	waitQueued(t, db.appends, 2)
+	close(release)
+	wg.Wait()
+
+	mu.Lock()
+	defer mu.Unlock()
+	// The blocking write, then both appends alone, then the write that
+	// was queued before them.
+	if !slices.Equal(commits, []int{1, 2, 1}) {
+		t.Fatalf("commit sizes %v, want [1 2 1]", commits)
+	}
+}
+
+func TestOtherWritesAreNotStarvedByAppends(t *testing.T) {
+	var commits atomic.Int64
+	db, err := Open(filepath.Join(t.TempDir(), "asnrelay.db"), Options{MaxBatch: 2,
+		OnCommit: func(int, time.Duration) { commits.Add(1) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	release := make(chan struct{})
+	blockWriter(t, db, release)
+	committedIn := make(chan int64, 1)
+	go db.update(func(tx *bolt.Tx) error {
+		committedIn <- commits.Load() // this commit's index: OnCommit has not run for it yet
+		return nil
+	})
+	waitQueued(t, db.writes, 1)
+
+	// A flood: senders wait on the full append queue, so it is never empty
+	// when the writer picks its next batch.
+	var wg sync.WaitGroup
+	for range 20 {
+		wg.Go(func() {
+			if _, err := db.Append(Incoming{App: "a", Body: []byte(`{}`)}); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	waitQueued(t, db.appends, 2)
+	close(release)
+	wg.Wait()
+	// Commit 0 is the blocking write; appends alone may take the next
+	// maxPassedOver commits, and the one after must take the other write.
+	if n := <-committedIn; n > maxPassedOver+1 {
+		t.Fatalf("the other write committed in commit %d, after %d commits of appends alone (at most %d)", n, n-1, maxPassedOver)
 	}
 }
