@@ -110,7 +110,10 @@ type LoadResult struct {
 	// ServerWriteKiBPerOK is what the server had the disk write (write_bytes
 	// in /proc/PID/io, fsynced or written back) per acknowledged request.
 	ServerWriteKiBPerOK float64 `json:"server_disk_write_kib_per_ok"`
-	DrainSeconds        float64 `json:"drain_seconds,omitempty"` // after the phase, until the sink had every acknowledged body
+	// CommitsPerOK is the relay's store commits (each with its fsyncs) per
+	// acknowledged request, from its /metrics; 0 for other servers.
+	CommitsPerOK float64 `json:"commits_per_ok,omitempty"`
+	DrainSeconds float64 `json:"drain_seconds,omitempty"` // after the phase, until the sink had every acknowledged body
 	// OtherCPUPercent is what else ran on the server's core (other
 	// processes on the machine); GeneratorCPUPercent is the generator's
 	// and the sink's use of theirs. Both over the phase and its drain.

@@ -48,6 +48,7 @@ var serverSpecs = []struct {
 }{
 	{"noop", ServerSpec{Name: "no-op net/http", Kind: kindNoop}},
 	{"naive", ServerSpec{Name: "naive group commit", Kind: kindNaive}},
+	{"naive2", ServerSpec{Name: "naive group commit GOMAXPROCS=2", Kind: kindNaive, GOMAXPROCS: 2}},
 	{"asnrelay", ServerSpec{Name: "asnrelay GOMAXPROCS=1", Kind: kindRelay, GOMAXPROCS: 1}},
 	{"asnrelay2", ServerSpec{Name: "asnrelay GOMAXPROCS=2", Kind: kindRelay, GOMAXPROCS: 2}},
 	{"express", ServerSpec{Name: "Express + fetch", Kind: kindExpress}},

@@ -117,6 +117,7 @@ func (b *bench) session(p *Proc, forwards bool, src *counter) *session {
 func (s *session) phase(ctx context.Context, name string, run func() LoadResult) LoadResult {
 	b := s.b
 	before, _ := readProc(s.p.PID)
+	commits, _ := s.p.commits()
 	gen, _ := readProc(os.Getpid())
 	core := coreBusy(serverCore)
 	var rec *perfRecorder
@@ -158,10 +159,16 @@ func (s *session) phase(ctx context.Context, name string, run func() LoadResult)
 	r.GeneratorCPUPercent = 100 * (genAfter.CPU - gen.CPU).Seconds() / wall
 	if r.OK > 0 {
 		r.ServerWriteKiBPerOK = float64(after.WriteBytes-before.WriteBytes) / 1024 / float64(r.OK)
+		if c, ok := s.p.commits(); ok {
+			r.CommitsPerOK = (c - commits) / float64(r.OK)
+		}
 	}
-	b.logf("  %-10s %6.0f ok/s  ms p50 %s p99 %s p99.9 %s  err %d  timeout %d  CPU server %.0f%% other %.0f%% generator %.0f%%  disk %.0f KiB/req  drain %.1fs",
+	if m := s.p.metrics(); m != nil && b.keep {
+		os.WriteFile(filepath.Join(s.p.Dir, "metrics-after-"+strings.ReplaceAll(name, "/", "")+".txt"), m, 0o644)
+	}
+	b.logf("  %-10s %6.0f ok/s  ms p50 %s p99 %s p99.9 %s  err %d  timeout %d  CPU server %.0f%% other %.0f%% generator %.0f%%  disk %.0f KiB/req  commits %.2f/req  drain %.1fs",
 		name, r.Throughput, ms(r.Latency.P50), ms(r.Latency.P99), ms(r.Latency.P999), r.Errors, r.Timeouts,
-		r.ServerCPUPercent, r.OtherCPUPercent, r.GeneratorCPUPercent, r.ServerWriteKiBPerOK, r.DrainSeconds)
+		r.ServerCPUPercent, r.OtherCPUPercent, r.GeneratorCPUPercent, r.ServerWriteKiBPerOK, r.CommitsPerOK, r.DrainSeconds)
 	return r
 }
 

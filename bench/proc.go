@@ -2,7 +2,10 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"strconv"
 	"strings"
@@ -133,4 +136,34 @@ func coreBusy(core int) time.Duration {
 		return time.Duration(busy) * time.Second / clockTicks
 	}
 	return 0
+}
+
+// metrics is the relay's /metrics on its admin listener; nil for other
+// servers.
+func (p *Proc) metrics() []byte {
+	if p.Admin == "" {
+		return nil
+	}
+	client := &http.Client{Timeout: 5 * time.Second}
+	resp, err := client.Get("http://" + p.Admin + "/metrics")
+	if err != nil {
+		return nil
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	return b
+}
+
+// commits reads asnrelay_store_commit_duration_seconds_count from the
+// relay's /metrics; false for other servers.
+func (p *Proc) commits() (float64, bool) {
+	sc := bufio.NewScanner(bytes.NewReader(p.metrics()))
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "asnrelay_store_commit_duration_seconds_count "); ok {
+			n, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			return n, err == nil
+		}
+	}
+	return 0, false
 }
