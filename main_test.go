@@ -6,8 +6,11 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"strings"
 	"testing"
+
+	"github.com/asnrelay/asnrelay/relay"
 )
 
 // runCLI runs one command line in-process and returns its exit code and output.
@@ -76,6 +79,12 @@ func TestServeExampleConfigStartsAndStops(t *testing.T) {
 	waitForFile(t, filepath.Join(dir, "data", "asnrelay.db"))
 	if got := runtime.GOMAXPROCS(0); got < 2 {
 		t.Errorf("GOMAXPROCS = %d while serving, want at least 2", got)
+	}
+	// Without $GOGC, serve collects garbage less often (see relay.GCPercent).
+	if os.Getenv("GOGC") == "" {
+		if got := debug.SetGCPercent(100); got != relay.GCPercent {
+			t.Errorf("GOGC = %d while serving, want %d", got, relay.GCPercent)
+		}
 	}
 	cancel()
 	if code := <-done; code != 0 {

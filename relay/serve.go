@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"runtime/debug"
 
 	"github.com/asnrelay/asnrelay/relay/config"
 )
@@ -20,6 +21,17 @@ const DefaultConfigFile = "asnrelay.yaml"
 // behind every fsync. Two let one run handlers while the other waits on
 // the disk; the container's CPU quota still bounds the CPU used.
 const MinProcs = 2
+
+// GCPercent and MemoryLimit are the daemon's garbage collector settings
+// unless $GOGC or $GOMEMLIMIT choose others. With Go's default (GOGC=100)
+// the heap, a few MiB, is collected many times a second under load, and
+// each cycle takes CPU from the requests it runs beside (pinned to one core
+// at 1 000 req/s: ack p99 7.8 ms, against 4.5 ms with 400). The soft limit
+// makes the collector run sooner should the heap ever grow that far.
+const (
+	GCPercent   = 400
+	MemoryLimit = 64 << 20
+)
 
 // ConfigPath picks the configuration file: the flag's value, else
 // $ASNRELAY_CONFIG, else ./asnrelay.yaml.
@@ -51,6 +63,12 @@ func Serve(ctx context.Context, path string, logOut io.Writer, opts Options) err
 	if prev := runtime.GOMAXPROCS(0); prev < MinProcs {
 		runtime.GOMAXPROCS(MinProcs)
 		log.Info().Int("from", prev).Int("to", MinProcs).Msg("raised GOMAXPROCS: fsync must not stall request handling")
+	}
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(GCPercent)
+	}
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(MemoryLimit)
 	}
 	r, err := New(cfg, log, opts)
 	if err != nil {
