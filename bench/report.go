@@ -277,7 +277,7 @@ func (r *Report) WriteMarkdown(w io.Writer) {
 	if st.E2ERate > 0 {
 		heads = append(heads, fmt.Sprintf("ingest→target p50 / p99 at %g/s (ms)", st.E2ERate))
 	}
-	heads = append(heads, "peak RSS (MiB)", "CPU s / 1000")
+	heads = append(heads, "RSS at end: anon + mapped file (peak), MiB", "CPU s / 1000")
 	fmt.Fprintf(w, "| %s |\n|%s\n", strings.Join(heads, " | "), strings.Repeat("---|", len(heads)))
 	for _, s := range r.Servers {
 		if s.Skipped != "" {
@@ -312,7 +312,7 @@ func (r *Report) WriteMarkdown(w io.Writer) {
 		}
 		mem := "—"
 		if s.Memory != nil {
-			mem = fmt.Sprintf("%.0f", s.Memory.PeakMiB)
+			mem = fmt.Sprintf("%.0f + %.0f (%.0f)", s.Memory.AnonMiB, s.Memory.FileMiB, s.Memory.PeakMiB)
 		}
 		row = append(row, mem, fmt.Sprintf("%.3f", s.CPUPer1000))
 		fmt.Fprintf(w, "| %s |\n", strings.Join(row, " | "))
