@@ -141,13 +141,13 @@ func (r *Report) compare() {
 		}
 		return nil
 	}
-	noop, express := find(kindNoop), find(kindExpress)
+	noop, naive, express := find(kindNoop), find(kindNaive), find(kindExpress)
 	for i := range r.Servers {
 		s := &r.Servers[i]
 		if s.Kind != kindRelay || s.Skipped != "" || s.Closed == nil {
 			continue
 		}
-		for _, base := range []*ServerResult{noop, express} {
+		for _, base := range []*ServerResult{noop, naive, express} {
 			if base == nil || base.Closed.Throughput == 0 {
 				continue
 			}
