@@ -15,8 +15,11 @@ import (
 )
 
 const (
-	// processBatch is how many stored notifications one processing commit takes.
-	processBatch = 256
+	// processBatch is how many stored notifications one processing commit
+	// takes. A commit holds back the appends that arrive during it, so a
+	// backlog is worked off in small commits (32 against 256: ack p99 at
+	// 1 000 and 5 000 req/s lower in each of three paired runs).
+	processBatch = 32
 	// processRetry is the wait after a failure that may pass (store, transient verification).
 	processRetry = time.Second
 )
