@@ -398,6 +398,25 @@ func TestYieldHoldsAttemptsBack(t *testing.T) {
 	}
 }
 
+func TestShutdownWhileYieldingSendsNothing(t *testing.T) {
+	s := newSink(t, nil)
+	var yields atomic.Int64
+	f := startWith(t, nil, Options{Yield: func(ctx context.Context) {
+		yields.Add(1)
+		<-ctx.Done() // ingest never goes quiet
+	}}, Target{Name: "a", URL: s.URL})
+	d := f.deliver(t, []byte(`{"signedPayload":"x"}`), "a")[0]
+	waitFor(t, "the attempt to ask to go", func() bool { return yields.Load() == 1 })
+	f.cancel()
+	<-f.done
+	if n := s.requests.Load(); n != 0 {
+		t.Fatalf("target got %d requests from an attempt that had not begun at shutdown", n)
+	}
+	if got := f.state(t, d.ID); got.State != store.DeliveryPending || got.Attempts != 0 {
+		t.Fatalf("delivery is %s after %d attempts, want pending and untried", got.State, got.Attempts)
+	}
+}
+
 func TestRetryDelayGrowsAndStaysCapped(t *testing.T) {
 	r := Retry{Initial: time.Second, MaxInterval: 30 * time.Second, MaxAge: time.Hour}
 	for attempt := 1; attempt <= 20; attempt++ {

@@ -111,6 +111,11 @@ func (w *worker) step(ctx context.Context, attempts *sync.WaitGroup) time.Durati
 			defer attempts.Done()
 			if y := w.e.opts.Yield; y != nil {
 				y(ctx)
+				if ctx.Err() != nil {
+					// Shut down before it began: the delivery stays due.
+					w.results <- result{id: d.ID, ok: true, end: w.e.opts.Now()}
+					return
+				}
 			}
 			// An attempt that started finishes even during shutdown, so its
 			// outcome is recorded rather than repeated after restart.

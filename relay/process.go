@@ -99,6 +99,9 @@ func (p *processor) step(ctx context.Context) (int, error) {
 		if p.gate != nil {
 			p.gate.wait(ctx)
 		}
+		if ctx.Err() != nil {
+			break // shutting down: the rest stays in the inbox
+		}
 		o, err := p.outcome(r)
 		if err != nil {
 			// Transient: leave it (and what follows, to keep order) for later.
