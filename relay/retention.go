@@ -10,8 +10,11 @@ import (
 )
 
 const (
-	// RetentionInterval is how often the retention sweep runs (and once at start).
-	RetentionInterval = 10 * time.Minute
+	// RetentionInterval is how often the retention sweep runs (and once at
+	// start). Often, so that each sweep frees few pages: bbolt writes its
+	// whole freelist at every commit, and with 75 000 free pages a one-append
+	// commit took 1.06 ms instead of 0.45 ms until new writes reused them.
+	RetentionInterval = time.Minute
 	// MinNotificationRetention is the least time a notification is kept,
 	// whatever retention.delivered says: its notificationUUID is what makes
 	// Apple's retries (up to about 6.5 days after the first try) duplicates.
