@@ -190,30 +190,26 @@ func (db *DB) writer() {
 	batch := make([]*write, 0, db.opts.MaxBatch)
 	passed := 0
 	for appends != nil || others != nil {
+		// Appends first: only the writer receives, so a queued one is there.
 		var first *write
-		urgent := true
-		select {
-		case w, ok := <-appends:
-			if !ok {
-				appends = nil
-				continue
-			}
-			first = w
-		default:
+		var ok bool
+		urgent := len(appends) > 0
+		if urgent {
+			first, ok = <-appends
+		} else {
 			select {
-			case w, ok := <-appends:
-				if !ok {
-					appends = nil
-					continue
-				}
-				first = w
-			case w, ok := <-others:
-				if !ok {
-					others = nil
-					continue
-				}
-				first, urgent = w, false
+			case first, ok = <-appends:
+				urgent = true
+			case first, ok = <-others:
 			}
+		}
+		if !ok { // closed by Close: stop reading it
+			if urgent {
+				appends = nil
+			} else {
+				others = nil
+			}
+			continue
 		}
 		batch = append(batch[:0], first)
 		withOthers := !urgent || passed >= maxPassedOver
