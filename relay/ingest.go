@@ -25,10 +25,8 @@ const maxPooledBuffer = 64 << 10
 // committed; nothing else happens on this path.
 func (r *Relay) handleIngest(w http.ResponseWriter, req *http.Request) {
 	start := time.Now()
-	r.gate.enter()
+	r.gate.enter() // also asnrelay_ingest_in_flight_requests
 	defer r.gate.leave()
-	r.metrics.ingestInFlight.Inc()
-	defer r.metrics.ingestInFlight.Dec()
 	app := strings.TrimPrefix(req.URL.Path, "/asn/")
 	code, msg := r.ingest(w, req, app)
 	label := app

@@ -14,7 +14,7 @@ type metrics struct {
 	registry        *prometheus.Registry
 	ingestRequests  *prometheus.CounterVec
 	ingestDuration  prometheus.Histogram
-	ingestInFlight  prometheus.Gauge
+	ingestInFlight  prometheus.GaugeFunc
 	commitDuration  prometheus.Histogram
 	batchSize       prometheus.Histogram
 	notifications   *prometheus.CounterVec
@@ -28,7 +28,7 @@ type metrics struct {
 }
 
 // newMetrics builds the metrics; now is the relay's clock, for the backlog's ages.
-func newMetrics(db func() *store.DB, targets []string, now func() time.Time) *metrics {
+func newMetrics(db func() *store.DB, targets []string, now func() time.Time, inFlight func() int64) *metrics {
 	const ns = "asnrelay"
 	m := &metrics{
 		registry: prometheus.NewRegistry(),
@@ -36,8 +36,8 @@ func newMetrics(db func() *store.DB, targets []string, now func() time.Time) *me
 			Help: "Requests to /asn/..., by app (\"unknown\" for unconfigured names) and HTTP status."}, []string{"app", "code"}),
 		ingestDuration: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Name: "ingest_duration_seconds",
 			Help: "Time from request to the 200, fsync included.", Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16)}),
-		ingestInFlight: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "ingest_in_flight_requests",
-			Help: "Requests to /asn/... being read or committed right now."}),
+		ingestInFlight: prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Name: "ingest_in_flight_requests",
+			Help: "Requests to /asn/... being read or committed right now."}, func() float64 { return float64(inFlight()) }),
 		commitDuration: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Name: "store_commit_duration_seconds",
 			Help: "Duration of one group commit (write and fsync).", Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16)}),
 		batchSize: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Name: "store_batch_size",

@@ -473,7 +473,7 @@ func TestGracefulShutdownFinishesInFlightRequests(t *testing.T) {
 	h.r.Close()
 }
 
-func gaugeValue(g prometheus.Gauge) float64 {
+func gaugeValue(g prometheus.Metric) float64 {
 	var m dto.Metric
 	if err := g.Write(&m); err != nil {
 		return -1
