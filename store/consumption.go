@@ -199,15 +199,11 @@ func parseConsumptionDueKey(k []byte) (time.Time, string) {
 }
 
 func getConsumptionJob(tx *bolt.Tx, txid string) (ConsumptionJob, bool, error) {
-	var j ConsumptionJob
-	v := tx.Bucket(bucketConsumption).Get([]byte(txid))
-	if v == nil {
-		return j, false, nil
-	}
-	if err := json.Unmarshal(v, &j); err != nil {
+	j, found, err := getJSON[ConsumptionJob](tx.Bucket(bucketConsumption), []byte(txid))
+	if err != nil {
 		return j, false, fmt.Errorf("consumption job %s: %w", txid, err)
 	}
-	return j, true, nil
+	return j, found, nil
 }
 
 // putConsumptionJob stores j and keeps the due index pointing at its oldest

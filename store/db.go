@@ -1,6 +1,7 @@
 package store
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -265,4 +266,14 @@ func (db *DB) commit(batch []*write) {
 	for _, w := range batch {
 		w.err <- err
 	}
+}
+
+// getJSON decodes the record at key in b; found is false when there is none.
+// Callers name the record in their errors.
+func getJSON[T any](b *bolt.Bucket, key []byte) (v T, found bool, err error) {
+	raw := b.Get(key)
+	if raw == nil {
+		return v, false, nil
+	}
+	return v, true, json.Unmarshal(raw, &v)
 }

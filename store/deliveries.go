@@ -107,12 +107,11 @@ func putDelivery(tx *bolt.Tx, d Delivery) error {
 }
 
 func getDelivery(tx *bolt.Tx, id uint64) (Delivery, error) {
-	var d Delivery
-	v := tx.Bucket(bucketDeliveries).Get(u64(id))
-	if v == nil {
-		return d, fmt.Errorf("delivery %d: %w", id, ErrNotFound)
+	d, found, err := getJSON[Delivery](tx.Bucket(bucketDeliveries), u64(id))
+	if err == nil && !found {
+		err = ErrNotFound
 	}
-	if err := json.Unmarshal(v, &d); err != nil {
+	if err != nil {
 		return d, fmt.Errorf("delivery %d: %w", id, err)
 	}
 	return d, nil

@@ -97,12 +97,11 @@ func (db *DB) Notification(seq uint64) (Notification, error) {
 }
 
 func getNotification(tx *bolt.Tx, seq uint64) (Notification, error) {
-	var n Notification
-	v := tx.Bucket(bucketNotifications).Get(u64(seq))
-	if v == nil {
-		return n, fmt.Errorf("notification %d: %w", seq, ErrNotFound)
+	n, found, err := getJSON[Notification](tx.Bucket(bucketNotifications), u64(seq))
+	if err == nil && !found {
+		err = ErrNotFound
 	}
-	if err := json.Unmarshal(v, &n); err != nil {
+	if err != nil {
 		return n, fmt.Errorf("notification %d: %w", seq, err)
 	}
 	return n, nil

@@ -141,15 +141,11 @@ func refundTimeKey(at time.Time, txid string) []byte {
 }
 
 func getRefund(tx *bolt.Tx, txid string) (Refund, bool, error) {
-	var r Refund
-	v := tx.Bucket(bucketRefunds).Get([]byte(txid))
-	if v == nil {
-		return r, false, nil
-	}
-	if err := json.Unmarshal(v, &r); err != nil {
+	r, found, err := getJSON[Refund](tx.Bucket(bucketRefunds), []byte(txid))
+	if err != nil {
 		return r, false, fmt.Errorf("refund %s: %w", txid, err)
 	}
-	return r, true, nil
+	return r, found, nil
 }
 
 func putRefund(tx *bolt.Tx, r Refund, isNew bool) error {
