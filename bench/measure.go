@@ -117,7 +117,7 @@ func (b *bench) session(p *Proc, forwards bool, src *counter) *session {
 func (s *session) phase(ctx context.Context, name string, run func() LoadResult) LoadResult {
 	b := s.b
 	before, _ := readProc(s.p.PID)
-	commits, _ := s.p.commits()
+	metricsBefore := s.p.metrics()
 	gen, _ := readProc(os.Getpid())
 	core := coreBusy(serverCore)
 	var rec *perfRecorder
@@ -159,12 +159,15 @@ func (s *session) phase(ctx context.Context, name string, run func() LoadResult)
 	r.GeneratorCPUPercent = 100 * (genAfter.CPU - gen.CPU).Seconds() / wall
 	if r.OK > 0 {
 		r.ServerWriteKiBPerOK = float64(after.WriteBytes-before.WriteBytes) / 1024 / float64(r.OK)
-		if c, ok := s.p.commits(); ok {
-			r.CommitsPerOK = (c - commits) / float64(r.OK)
-		}
 	}
-	if m := s.p.metrics(); m != nil && b.keep {
-		os.WriteFile(filepath.Join(s.p.Dir, "metrics-after-"+strings.ReplaceAll(name, "/", "")+".txt"), m, 0o644)
+	metricsAfter := s.p.metrics()
+	c0, ok0 := commitCount(metricsBefore)
+	c1, ok1 := commitCount(metricsAfter)
+	if r.OK > 0 && ok0 && ok1 {
+		r.CommitsPerOK = (c1 - c0) / float64(r.OK)
+	}
+	if metricsAfter != nil && b.keep {
+		os.WriteFile(filepath.Join(s.p.Dir, "metrics-after-"+strings.ReplaceAll(name, "/", "")+".txt"), metricsAfter, 0o644)
 	}
 	b.logf("  %-10s %6.0f ok/s  ms p50 %s p99 %s p99.9 %s  err %d  timeout %d  CPU server %.0f%% other %.0f%% generator %.0f%%  disk %.0f KiB/req  commits %.2f/req  drain %.1fs",
 		name, r.Throughput, ms(r.Latency.P50), ms(r.Latency.P99), ms(r.Latency.P999), r.Errors, r.Timeouts,

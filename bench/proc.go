@@ -154,10 +154,10 @@ func (p *Proc) metrics() []byte {
 	return b
 }
 
-// commits reads asnrelay_store_commit_duration_seconds_count from the
-// relay's /metrics; false for other servers.
-func (p *Proc) commits() (float64, bool) {
-	sc := bufio.NewScanner(bytes.NewReader(p.metrics()))
+// commitCount reads asnrelay_store_commit_duration_seconds_count from the
+// relay's /metrics text; false when it is not there (other servers).
+func commitCount(metrics []byte) (float64, bool) {
+	sc := bufio.NewScanner(bytes.NewReader(metrics))
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
 		if v, ok := strings.CutPrefix(sc.Text(), "asnrelay_store_commit_duration_seconds_count "); ok {
