@@ -77,7 +77,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.set.BodyBytes, "body-bytes", 4096, "size of every request body")
 	fs.IntVar(&o.set.Bodies, "bodies", 300_000, "distinct signed bodies to prepare (each server starts from the first; more are reused, which the relay dedupes)")
 	fs.DurationVar(&o.set.Warmup, "warmup", 2*time.Second, "closed-loop warm-up before measuring")
-	fs.IntVar(&o.set.ClosedConns, "conns", 32, "connections of the closed loop (maximum throughput)")
+	fs.IntVar(&o.set.ClosedConns, "conns", 128, "connections of the closed loop (maximum throughput: a group commit needs enough requests in flight to fill its commits)")
 	fs.DurationVar(&o.set.ClosedDuration, "duration", 10*time.Second, "length of the closed loop")
 	fs.IntVar(&o.set.OpenConns, "open-conns", 64, "connections of the open loops; a due request with none free waits, and its latency counts the wait")
 	fs.StringVar(&o.rates, "rates", "1000,5000", "open-loop rates in requests per second, comma-separated")
@@ -85,7 +85,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.Float64Var(&o.set.E2ERate, "e2e-rate", 100, "rate of the ingest→target phase")
 	fs.DurationVar(&o.set.E2EDuration, "e2e-duration", 10*time.Second, "length of the ingest→target phase")
 	fs.DurationVar(&o.set.Grace, "grace", 10*time.Second, "how long open-loop requests may finish after the schedule ends")
-	fs.DurationVar(&o.set.DrainTimeout, "drain-timeout", 2*time.Minute, "how long to wait after a phase for the sink to get everything acknowledged")
+	fs.DurationVar(&o.set.DrainTimeout, "drain-timeout", 4*time.Minute, "how long to wait after a phase for the sink to get everything acknowledged")
 	names := make([]string, len(serverSpecs))
 	for i, s := range serverSpecs {
 		names[i] = s.flag
