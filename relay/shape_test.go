@@ -78,3 +78,59 @@ func TestCleanKeepsOnlyShortPrintableASCII(t *testing.T) {
 		}
 	}
 }
+
+// skipStringByByte is the plain definition skipString must agree with.
+func skipStringByByte(b []byte, i int) (int, bool) {
+	if i >= len(b) || b[i] != '"' {
+		return i, false
+	}
+	for i++; i < len(b); i++ {
+		switch c := b[i]; {
+		case c == '\\':
+			i++
+		case c == '"':
+			return i + 1, true
+		case c < 0x20:
+			return i, false
+		}
+	}
+	return i, false
+}
+
+func TestSkipStringAtEveryAlignment(t *testing.T) {
+	// Each special byte at every offset of an 8-byte word, and at the end.
+	for _, special := range []string{`"`, `\"`, `\\`, "\x00", "\x1f", "\n", `\`} {
+		for n := 0; n < 20; n++ {
+			b := []byte(`"` + strings.Repeat("a", n) + special + `b"`)
+			end, ok := skipString(b, 0)
+			wantEnd, wantOK := skipStringByByte(b, 0)
+			if ok != wantOK || (ok && end != wantEnd) {
+				t.Errorf("skipString(%q) = %d, %v; want %d, %v", b, end, ok, wantEnd, wantOK)
+			}
+		}
+	}
+}
+
+// FuzzSkipString: skipString agrees with the byte-by-byte definition.
+func FuzzSkipString(f *testing.F) {
+	for _, s := range []string{`"abc"`, `"a\"b"`, `"abcdefgh\\"`, "\"abcdefghij\x01\"", `"unterminated`, `"ab\`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		end, ok := skipString(b, 0)
+		wantEnd, wantOK := skipStringByByte(b, 0)
+		if ok != wantOK || (ok && end != wantEnd) {
+			t.Fatalf("skipString(%q) = %d, %v; want %d, %v", b, end, ok, wantEnd, wantOK)
+		}
+	})
+}
+
+func BenchmarkCheckShape(b *testing.B) {
+	body := asnBody()
+	b.SetBytes(int64(len(body)))
+	for b.Loop() {
+		if err := checkShape(body); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
