@@ -21,6 +21,7 @@ type appleEnv struct {
 	ca     *appletest.CA
 	fake   *appletest.FakeAPI
 	dir    string
+	api    string // URL of the fake App Store Server API
 	keyPEM string // path of the .p8
 	config string // path of asnrelay.yaml
 }
@@ -38,7 +39,7 @@ func newAppleEnv(t *testing.T) *appleEnv {
 	}
 	srv := httptest.NewServer(fake)
 	t.Cleanup(srv.Close)
-	e := &appleEnv{ca: ca, fake: fake, dir: t.TempDir()}
+	e := &appleEnv{ca: ca, fake: fake, dir: t.TempDir(), api: srv.URL}
 	e.keyPEM = filepath.Join(e.dir, "SubscriptionKey_"+fake.KeyID+".p8")
 	write(t, e.keyPEM, fake.KeyPEM())
 	root := filepath.Join(e.dir, "root.pem")

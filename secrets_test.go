@@ -13,8 +13,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -97,38 +95,26 @@ func pemOf(t *testing.T, typ string, der []byte) []byte {
 }
 
 func TestCLIDoesNotPrintSecrets(t *testing.T) {
-	now := time.Now()
-	ca, err := appletest.New(now.Add(-24*time.Hour), now.Add(24*time.Hour))
-	if err != nil {
-		t.Fatal(err)
-	}
-	fake, err := appletest.NewFakeAPI(ca)
-	if err != nil {
-		t.Fatal(err)
-	}
-	api := httptest.NewServer(fake)
-	defer api.Close()
-	dir := t.TempDir()
-	write := func(name string, data []byte) string {
-		path := filepath.Join(dir, name)
-		if err := os.WriteFile(path, data, 0o600); err != nil {
-			t.Fatal(err)
-		}
+	env := newAppleEnv(t)
+	ca, fake := env.ca, env.fake
+	put := func(name string, data []byte) string {
+		path := filepath.Join(env.dir, name)
+		write(t, path, data)
 		return path
 	}
-	goodKey := write("SubscriptionKey_FAKEKEY123.p8", fake.KeyPEM())
+	goodKey := env.keyPEM
 	ecKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	ecDER, _ := x509.MarshalPKCS8PrivateKey(ecKey)
 	otherPEM := pemOf(t, "PRIVATE KEY", ecDER)
-	otherKey := write("other.p8", otherPEM)
+	otherKey := put("other.p8", otherPEM)
 	rsaKey, _ := rsa.GenerateKey(rand.Reader, 2048)
 	rsaDER, _ := x509.MarshalPKCS8PrivateKey(rsaKey)
 	rsaPEM := pemOf(t, "PRIVATE KEY", rsaDER)
-	rsaFile := write("rsa.p8", rsaPEM)
+	rsaFile := put("rsa.p8", rsaPEM)
 	ecSEC1, _ := x509.MarshalECPrivateKey(ecKey)
 	sec1PEM := pemOf(t, "EC PRIVATE KEY", ecSEC1) // accepted as a key: only its text is forbidden
-	junkFile := write("junk.p8", []byte(cliKeyJunk+"\n"))
-	certFile := write("cert.p8", pemOf(t, "CERTIFICATE", ca.Leaf.Raw))
+	junkFile := put("junk.p8", []byte(cliKeyJunk+"\n"))
+	certFile := put("cert.p8", pemOf(t, "CERTIFICATE", ca.Leaf.Raw))
 	forbidden := cliForbidden(fake.KeyPEM(), otherPEM, rsaPEM, sec1PEM)
 
 	withPass := func(u string) string { return strings.Replace(u, "http://", "http://user:"+cliURLPass+"@", 1) }
@@ -142,12 +128,12 @@ func TestCLIDoesNotPrintSecrets(t *testing.T) {
 			online             bool
 			want               string
 		}{
-			{"offline", goodKey, withPass(api.URL), false, "Active"},
-			{"online", goodKey, withPass(api.URL), true, "Active"},
-			{"key Apple does not know", otherKey, withPass(api.URL), true, "401"},
+			{"offline", goodKey, withPass(env.api), false, "Active"},
+			{"online", goodKey, withPass(env.api), true, "Active"},
+			{"key Apple does not know", otherKey, withPass(env.api), true, "401"},
 			{"Apple unreachable", goodKey, closed, true, "cannot reach"},
 		} {
-			cfg := write("check.yaml", []byte(secretsConfig(tc.key, tc.baseURL, target, "127.0.0.1:0", "127.0.0.1:0")))
+			cfg := put("check.yaml", []byte(secretsConfig(tc.key, tc.baseURL, target, "127.0.0.1:0", "127.0.0.1:0")))
 			args := []string{"check", "--config", cfg}
 			if tc.online {
 				args = append(args, "--online")
@@ -163,7 +149,7 @@ func TestCLIDoesNotPrintSecrets(t *testing.T) {
 	})
 
 	t.Run("config errors", func(t *testing.T) {
-		good := secretsConfig(goodKey, api.URL, target, "127.0.0.1:0", "127.0.0.1:0")
+		good := secretsConfig(goodKey, env.api, target, "127.0.0.1:0", "127.0.0.1:0")
 		for _, tc := range []struct{ name, config string }{
 			{"webhook secret not base64", strings.Replace(good, cliWebhook, "whsec_not*base64*"+cliProvider, 1)},
 			{"header value with a control character", strings.Replace(good, "Bearer "+cliHeader, `Bearer `+cliHeader+`\u0001`, 1)},
@@ -184,7 +170,7 @@ func TestCLIDoesNotPrintSecrets(t *testing.T) {
 			if tc.config == good {
 				t.Fatalf("%s: the edit did not apply", tc.name)
 			}
-			cfg := write("bad.yaml", []byte(tc.config))
+			cfg := put("bad.yaml", []byte(tc.config))
 			for _, cmd := range []string{"serve", "check"} {
 				// A config that is not refused would serve until the deadline.
 				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -207,10 +193,10 @@ func TestCLIDoesNotPrintSecrets(t *testing.T) {
 		// deliveries to a target refusing connections, wrong admin tokens.
 		public, admin := freePort(t), freePort(t)
 		refused := withPass("http://"+freePort(t)) + "/hook?token=" + cliURLQuery
-		root := write("root.pem", ca.RootPEM())
-		cfg := secretsConfig(goodKey, withPass(api.URL), refused, public, admin)
+		root := put("root.pem", ca.RootPEM())
+		cfg := secretsConfig(goodKey, withPass(env.api), refused, public, admin)
 		cfg = strings.Replace(cfg, "apps:", "apple: {root_certs: ["+root+"]}\napps:", 1)
-		path := write("serve.yaml", []byte(cfg))
+		path := put("serve.yaml", []byte(cfg))
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
 		var logs syncBuffer
