@@ -327,6 +327,17 @@ func waitQueued(t *testing.T, ch chan *write, n int) {
 	}
 }
 
+// appendInBackground starts n appends, each in a goroutine of wg.
+func appendInBackground(t *testing.T, wg *sync.WaitGroup, db *DB, n int) {
+	for range n {
+		wg.Go(func() {
+			if _, err := db.Append(Incoming{App: "a", Body: []byte(`{}`)}); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+}
+
 func TestAppendsCommitBeforeOtherWrites(t *testing.T) {
 	var mu sync.Mutex
 	var commits []int
@@ -349,13 +360,7 @@ func TestAppendsCommitBeforeOtherWrites(t *testing.T) {
 		}
 	})
 	waitQueued(t, db.writes, 1)
-	for range 2 {
-		wg.Go(func() {
-			if _, err := db.Append(Incoming{App: "a", Body: []byte(`{}`)}); err != nil {
-				t.Error(err)
-			}
-		})
-	}
+	appendInBackground(t, &wg, db, 2)
 	waitQueued(t, db.appends, 2)
 	close(release)
 	wg.Wait()
@@ -389,13 +394,7 @@ func TestOtherWritesAreNotStarvedByAppends(t *testing.T) {
 	// A flood: senders wait on the full append queue, so it is never empty
 	// when the writer picks its next batch.
 	var wg sync.WaitGroup
-	for range 20 {
-		wg.Go(func() {
-			if _, err := db.Append(Incoming{App: "a", Body: []byte(`{}`)}); err != nil {
-				t.Error(err)
-			}
-		})
-	}
+	appendInBackground(t, &wg, db, 20)
 	waitQueued(t, db.appends, 2)
 	close(release)
 	wg.Wait()
