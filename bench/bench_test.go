@@ -63,6 +63,9 @@ func TestSmoke(t *testing.T) {
 	if e := relay.E2E; e == nil || e.Sent == 0 || e.Arrived != e.Sent {
 		t.Errorf("relay ingest→target: %+v, want every acknowledged notification at the sink", relay.E2E)
 	}
+	if relay.Closed.CommitsPerOK <= 0 {
+		t.Errorf("relay closed loop: %v commits per request, want the count read from its /metrics", relay.Closed.CommitsPerOK)
+	}
 	if d := relay.Closed.Drained; d == nil || !*d {
 		t.Errorf("relay did not forward everything it acknowledged in the closed loop")
 	}

@@ -10,6 +10,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 )
 
 // clockTicks is USER_HZ, the unit of utime and stime in /proc: 100 on every
@@ -154,16 +157,18 @@ func (p *Proc) metrics() []byte {
 	return b
 }
 
-// commitCount reads asnrelay_store_commit_duration_seconds_count from the
-// relay's /metrics text; false when it is not there (other servers).
+// commitCount reads the sample count of asnrelay_store_commit_duration_seconds
+// (one per commit) from the relay's /metrics text; false when it is not
+// there (other servers).
 func commitCount(metrics []byte) (float64, bool) {
-	sc := bufio.NewScanner(bytes.NewReader(metrics))
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "asnrelay_store_commit_duration_seconds_count "); ok {
-			n, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
-			return n, err == nil
-		}
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(bytes.NewReader(metrics))
+	if err != nil {
+		return 0, false
 	}
-	return 0, false
+	f := families["asnrelay_store_commit_duration_seconds"]
+	if f == nil || len(f.GetMetric()) == 0 {
+		return 0, false
+	}
+	return float64(f.GetMetric()[0].GetHistogram().GetSampleCount()), true
 }
