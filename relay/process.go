@@ -37,7 +37,7 @@ type processor struct {
 	// delivered is called after deliveries were created.
 	delivered func()
 	wakeCh    chan struct{}
-	// gate, if set, makes each verification wait for a gap in ingest.
+	// gate makes each verification wait for a gap in ingest.
 	gate *ingestGate
 
 	// consumptionAdded is called after CONSUMPTION_REQUEST answers were queued.
@@ -96,9 +96,7 @@ func (p *processor) step(ctx context.Context) (int, error) {
 	outcomes := make([]store.Outcome, 0, len(inbox))
 	var retry error
 	for _, r := range inbox {
-		if p.gate != nil {
-			p.gate.wait(ctx)
-		}
+		p.gate.wait(ctx)
 		if ctx.Err() != nil {
 			break // shutting down: the rest stays in the inbox
 		}
