@@ -63,6 +63,12 @@ func TestSmoke(t *testing.T) {
 	if e := relay.E2E; e == nil || e.Sent == 0 || e.Arrived != e.Sent {
 		t.Errorf("relay ingest→target: %+v, want every acknowledged notification at the sink", relay.E2E)
 	}
+	if l := relay.Closed.Load; l == nil || l.CPUPercent <= 0 || l.WCharKiBPerOK <= 0 {
+		t.Errorf("relay closed loop: load window %+v, want its CPU and write() bytes", l)
+	}
+	if sum := sumInts(relay.Closed.Timeline); sum <= 0 || sum > relay.Closed.OK {
+		t.Errorf("relay closed loop: timeline %v sums to %d of %d 200s", relay.Closed.Timeline, sum, relay.Closed.OK)
+	}
 	if relay.Closed.CommitsPerOK <= 0 {
 		t.Errorf("relay closed loop: %v commits per request, want the count read from its /metrics", relay.Closed.CommitsPerOK)
 	}
@@ -94,4 +100,12 @@ func TestSinkKeyIgnoresTrailingSpace(t *testing.T) {
 	if sinkKey(b) != sinkKey(append(bytes.Clone(b), " \n"...)) || len(sinkKey(b)) != keyBytes {
 		t.Errorf("sinkKey = %q", sinkKey(b))
 	}
+}
+
+func sumInts(v []int) int {
+	n := 0
+	for _, x := range v {
+		n += x
+	}
+	return n
 }

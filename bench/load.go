@@ -103,10 +103,17 @@ type LoadResult struct {
 	Throughput float64 `json:"ok_per_second"`
 	Latency    Latency `json:"latency_ms"`
 	FirstError string  `json:"first_error,omitempty"`
+	// Timeline is the closed loop's 200s in each second: a server that
+	// slows down as its store grows shows it here.
+	Timeline []int `json:"ok_timeline,omitempty"`
 
 	// Filled in by the caller from the server's /proc entry.
 	ServerCPUSeconds float64 `json:"server_cpu_seconds,omitempty"`
 	ServerCPUPercent float64 `json:"server_cpu_percent,omitempty"` // of one core, over the phase
+	// Load is the server's share of the phase while the load ran, before
+	// the drain: what acknowledging cost, with only the background work
+	// that got in between.
+	Load *LoadWindow `json:"load_window,omitempty"`
 	// ServerWriteKiBPerOK is what the server had the disk write (write_bytes
 	// in /proc/PID/io, fsynced or written back) per acknowledged request.
 	ServerWriteKiBPerOK float64 `json:"server_disk_write_kib_per_ok"`
@@ -125,9 +132,29 @@ type LoadResult struct {
 	Drained  *bool       `json:"drained,omitempty"`
 }
 
+// LoadWindow is what a server used while the load ran, without the drain
+// after it.
+type LoadWindow struct {
+	CPUPercent     float64 `json:"cpu_percent"` // of one core
+	WriteKiBPerOK  float64 `json:"disk_write_kib_per_ok"`
+	WCharKiBPerOK  float64 `json:"write_syscalls_kib_per_ok"` // to files and sockets
+	CommitsPerOK   float64 `json:"commits_per_ok,omitempty"`
+	ForwardedPerOK float64 `json:"forwarded_per_ok,omitempty"` // what reached the sink during the load, per 200
+}
+
+// loadCPU is the server's CPU while the load ran, or over the whole phase
+// when that was not read.
+func (r *LoadResult) loadCPU() float64 {
+	if r.Load != nil {
+		return r.Load.CPUPercent
+	}
+	return r.ServerCPUPercent
+}
+
 // sample is one request's outcome.
 type sample struct {
 	lat     time.Duration
+	done    time.Duration // since the loop started; closed loop only
 	status  int
 	timeout bool
 	err     error
@@ -194,7 +221,7 @@ func closedLoop(ctx context.Context, addr, path string, conns int, d time.Durati
 				b := bodies.Next()
 				t := time.Now()
 				status, err := c.post(b.Bytes, deadline)
-				s := sample{lat: time.Since(t), status: status, err: err}
+				s := sample{lat: time.Since(t), done: time.Since(start), status: status, err: err}
 				if isTimeout(err) {
 					s.timeout = true
 				}
@@ -213,6 +240,12 @@ func closedLoop(ctx context.Context, addr, path string, conns int, d time.Durati
 		all = append(all, p...)
 	}
 	tally(&res, all)
+	res.Timeline = make([]int, int(d.Seconds()+0.999))
+	for _, s := range all {
+		if i := int(s.done / time.Second); i < len(res.Timeline) && s.err == nil && s.status == http.StatusOK {
+			res.Timeline[i]++
+		}
+	}
 	return res
 }
 

@@ -101,7 +101,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.scaleDir, "scale-dir", "", "keep the -scale store here and reuse it in later runs (it is big: about 8 KiB per notification)")
 	fs.IntVar(&o.scaleProcs, "scale-gomaxprocs", 1, "GOMAXPROCS of the relay in -scale")
 	fs.BoolVar(&o.set.Unverifiable, "unverifiable", false, "send bodies without a valid signature: the relay acknowledges and stores them but verifies nothing and forwards nothing (what relay's BenchmarkIngest measures)")
-	fs.BoolVar(&o.perf, "perf", false, "record asnrelay with perf during the closed loop and at 1 000/s, and report where its CPU went")
+	fs.BoolVar(&o.perf, "perf", false, "record asnrelay with perf during the closed loop (not its drain) and at 1 000/s (with its drain), and report where its CPU went")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}

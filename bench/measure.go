@@ -129,9 +129,19 @@ func (s *session) phase(ctx context.Context, name string, run func() LoadResult)
 			b.logf("  perf: %v", err)
 		}
 	}
+	sinkBefore := b.sink.Received()
 	start := time.Now()
 	r := run()
 	s.acked += int64(r.OK)
+	r.Load = s.loadWindow(r, start, before, metricsBefore, sinkBefore)
+	if rec != nil && name == "closed" {
+		// The closed loop's profile is of the flood, not of the drain.
+		shares, err := rec.stop(ctx)
+		if err != nil {
+			b.logf("  perf: %v", err)
+		}
+		r.Profile, r.PerfData, rec = shares, rec.file, nil
+	}
 	if s.forwards {
 		want := s.sinkBase + min(s.acked, int64(len(s.src.bodies)))
 		took, ok := b.sink.WaitFor(ctx, want, b.set.DrainTimeout)
@@ -172,7 +182,37 @@ func (s *session) phase(ctx context.Context, name string, run func() LoadResult)
 	b.logf("  %-10s %6.0f ok/s  ms p50 %s p99 %s p99.9 %s  err %d  timeout %d  CPU server %.0f%% other %.0f%% generator %.0f%%  disk %.0f KiB/req  commits %.2f/req  drain %.1fs",
 		name, r.Throughput, ms(r.Latency.P50), ms(r.Latency.P99), ms(r.Latency.P999), r.Errors, r.Timeouts,
 		r.ServerCPUPercent, r.OtherCPUPercent, r.GeneratorCPUPercent, r.ServerWriteKiBPerOK, r.CommitsPerOK, r.DrainSeconds)
+	if len(r.Timeline) > 1 {
+		b.logf("  %-10s 200s in each second: %v", "", r.Timeline)
+	}
+	if l := r.Load; l != nil {
+		b.logf("  %-10s during the load: CPU server %.0f%%  disk %.0f KiB/req  write() %.0f KiB/req  commits %.2f/req  forwarded %.2f/req",
+			"", l.CPUPercent, l.WriteKiBPerOK, l.WCharKiBPerOK, l.CommitsPerOK, l.ForwardedPerOK)
+	}
 	return r
+}
+
+// loadWindow reads what the server used from start until now, the end of
+// the load.
+func (s *session) loadWindow(r LoadResult, start time.Time, before ProcStat, metricsBefore []byte, sinkBefore int64) *LoadWindow {
+	now, err := readProc(s.p.PID)
+	if err != nil || r.OK == 0 {
+		return nil
+	}
+	l := &LoadWindow{
+		CPUPercent:    100 * (now.CPU - before.CPU).Seconds() / time.Since(start).Seconds(),
+		WriteKiBPerOK: float64(now.WriteBytes-before.WriteBytes) / 1024 / float64(r.OK),
+		WCharKiBPerOK: float64(now.WChar-before.WChar) / 1024 / float64(r.OK),
+	}
+	c0, ok0 := commitCount(metricsBefore)
+	c1, ok1 := commitCount(s.p.metrics())
+	if ok0 && ok1 {
+		l.CommitsPerOK = (c1 - c0) / float64(r.OK)
+	}
+	if s.forwards {
+		l.ForwardedPerOK = float64(s.b.sink.Received()-sinkBefore) / float64(r.OK)
+	}
+	return l
 }
 
 // open runs an open loop at rate for d.

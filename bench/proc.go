@@ -26,8 +26,9 @@ type ProcStat struct {
 	// current split into anonymous memory and mapped files (RssFile counts
 	// the pages of bbolt's mmap that were touched; the kernel can drop them).
 	HWM, RSS, RSSAnon, RSSFile int64
-	// WriteBytes is what the process caused to be written to storage.
-	WriteBytes int64
+	// WriteBytes is what the process caused to be written to storage;
+	// WChar is what it passed to write system calls (files and sockets).
+	WriteBytes, WChar int64
 }
 
 // readProc reads /proc/pid/stat and /proc/pid/status.
@@ -51,6 +52,9 @@ func readProc(pid int) (ProcStat, error) {
 		for line := range strings.Lines(string(io)) {
 			if v, ok := strings.CutPrefix(line, "write_bytes: "); ok {
 				st.WriteBytes, _ = strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			}
+			if v, ok := strings.CutPrefix(line, "wchar: "); ok {
+				st.WChar, _ = strconv.ParseInt(strings.TrimSpace(v), 10, 64)
 			}
 		}
 	}

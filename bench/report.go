@@ -287,7 +287,7 @@ func (r *Report) WriteMarkdown(w io.Writer) {
 		row := []string{s.Name, "—", "—"}
 		if s.Closed != nil {
 			row[1] = thousands(s.Closed.Throughput)
-			row[2] = fmt.Sprintf("%.0f %%", s.Closed.ServerCPUPercent)
+			row[2] = fmt.Sprintf("%.0f %%", s.Closed.loadCPU())
 		}
 		for _, rate := range st.OpenRates {
 			o := s.open(rate)
@@ -332,11 +332,11 @@ func (r *Report) WriteMarkdown(w io.Writer) {
 			if l == nil || len(l.Profile) == 0 {
 				continue
 			}
-			what := "the closed loop"
+			what, cpu := "the closed loop, without its drain", l.loadCPU()
 			if l.Mode == "open" {
-				what = thousands(l.Rate) + " req/s"
+				what, cpu = thousands(l.Rate)+" req/s and its drain", l.ServerCPUPercent
 			}
-			fmt.Fprintf(w, "\nWhere %s's CPU went at %s (%.0f %% of its core; perf samples, a part counts every sample it is on the stack of):\n\n", s.Name, what, l.ServerCPUPercent)
+			fmt.Fprintf(w, "\nWhere %s's CPU went at %s (%.0f %% of its core; perf samples, a part counts every sample it is on the stack of):\n\n", s.Name, what, cpu)
 			for _, p := range l.Profile {
 				fmt.Fprintf(w, "    %-52s %5.1f %%\n", p.Part, p.Percent)
 			}
