@@ -354,7 +354,12 @@ func isTimeout(err error) bool {
 type counter struct {
 	bodies []Body
 	next   atomic.Int64
+	acked  int64 // 200s for its bodies so far, counted by the session
 }
+
+// distinctAcked is how many different bodies the server acknowledged, at
+// most: a repeated one is a duplicate, which the relay does not forward.
+func (c *counter) distinctAcked() int64 { return min(c.acked, int64(len(c.bodies))) }
 
 func (c *counter) Next() Body {
 	n := c.next.Add(1) - 1

@@ -75,7 +75,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.IntVar(&o.set.BodyBytes, "body-bytes", 4096, "size of every request body")
-	fs.IntVar(&o.set.Bodies, "bodies", 300_000, "distinct signed bodies to prepare (each server starts from the first; more are reused, which the relay dedupes)")
+	fs.IntVar(&o.set.Bodies, "bodies", 400_000, "distinct signed bodies to prepare (each server starts from the first; more are reused, which the relay dedupes; the ingest→target phase has its own)")
 	fs.DurationVar(&o.set.Warmup, "warmup", 2*time.Second, "closed-loop warm-up before measuring")
 	fs.IntVar(&o.set.ClosedConns, "conns", 128, "connections of the closed loop (maximum throughput: a group commit needs enough requests in flight to fill its commits)")
 	fs.DurationVar(&o.set.ClosedDuration, "duration", 10*time.Second, "length of the closed loop")
@@ -109,7 +109,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	if o.smoke {
-		o.set = Settings{BodyBytes: o.set.BodyBytes, Unverifiable: o.set.Unverifiable, Bodies: 800, ClosedConns: 4, ClosedDuration: 3 * time.Second, ClosedLimit: 300,
+		o.set = Settings{BodyBytes: o.set.BodyBytes, Unverifiable: o.set.Unverifiable, Bodies: 300, ClosedConns: 4, ClosedDuration: 3 * time.Second, ClosedLimit: 300,
 			OpenConns: 8, OpenDuration: 500 * time.Millisecond, E2ERate: 100, E2EDuration: 500 * time.Millisecond,
 			Grace: 2 * time.Second, DrainTimeout: 5 * time.Second}
 		o.rates, o.servers, o.pin, o.scale = "200", "noop,asnrelay", false, false

@@ -62,18 +62,28 @@ func (b *bench) measure(ctx context.Context, spec ServerSpec) ServerResult {
 	// bodies only have to be distinct within one server's run.
 	// Unverifiable bodies are stored but never forwarded by the relay.
 	forwards := spec.Forwards() && !(b.set.Unverifiable && spec.Kind == kindRelay)
-	s := b.session(p, forwards, &counter{bodies: b.bodies})
+	// The ingest→target phase has bodies of its own, kept back from the
+	// others: a body the relay has seen before is a duplicate and is never
+	// forwarded, so a flood that uses every body must not take them.
+	load, e2e := b.bodies, []Body(nil)
+	if reserve := int(b.set.E2ERate*b.set.E2EDuration.Seconds()) + 1; forwards && b.set.E2ERate > 0 && reserve < len(b.bodies)/2 {
+		load, e2e = b.bodies[:len(b.bodies)-reserve], b.bodies[len(b.bodies)-reserve:]
+	}
+	s := b.session(p, forwards, &counter{bodies: load})
+	if e2e != nil {
+		s.e2eSrc = &counter{bodies: e2e}
+	}
 	if spec.Kind == kindRelay || spec.Kind == kindNaive {
 		s.profile = map[string]bool{"closed": true, "1000/s": true}
 		s.label = spec.Name
 	}
 
 	if b.set.Warmup > 0 {
-		s.phase(ctx, "warmup", func() LoadResult {
+		s.phase(ctx, "warmup", s.src, func() LoadResult {
 			return closedLoop(ctx, p.Addr, s.path, b.set.ClosedConns, b.set.Warmup, 0, s.src)
 		})
 	}
-	closed := s.phase(ctx, "closed", func() LoadResult {
+	closed := s.phase(ctx, "closed", s.src, func() LoadResult {
 		return closedLoop(ctx, p.Addr, s.path, b.set.ClosedConns, b.set.ClosedDuration, b.set.ClosedLimit, s.src)
 	})
 	res.Closed = &closed
@@ -100,8 +110,8 @@ type session struct {
 	path     string
 	forwards bool
 	src      *counter
-	sinkBase int64 // what the sink had received before
-	acked    int64 // 200s the server gave so far
+	e2eSrc   *counter // bodies for endToEnd; nil means src
+	sinkBase int64    // what the sink had received before
 	// profile names the phases to record with perf (when b.perf is set).
 	profile map[string]bool
 	label   string
@@ -111,10 +121,10 @@ func (b *bench) session(p *Proc, forwards bool, src *counter) *session {
 	return &session{b: b, p: p, path: "/asn/" + benchApp, forwards: forwards, src: src, sinkBase: b.sink.Received()}
 }
 
-// phase runs one load phase, waits for the server to forward everything
+// phase runs one load phase with bodies from src, waits for the server to forward everything
 // it acknowledged, and charges the server's CPU time and disk writes to
 // the phase.
-func (s *session) phase(ctx context.Context, name string, run func() LoadResult) LoadResult {
+func (s *session) phase(ctx context.Context, name string, src *counter, run func() LoadResult) LoadResult {
 	b := s.b
 	before, _ := readProc(s.p.PID)
 	metricsBefore := s.p.metrics()
@@ -132,7 +142,7 @@ func (s *session) phase(ctx context.Context, name string, run func() LoadResult)
 	sinkBefore := b.sink.Received()
 	start := time.Now()
 	r := run()
-	s.acked += int64(r.OK)
+	src.acked += int64(r.OK)
 	r.Load = s.loadWindow(r, start, before, metricsBefore, sinkBefore)
 	if rec != nil && name == "closed" {
 		// The closed loop's profile is of the flood, not of the drain.
@@ -143,7 +153,10 @@ func (s *session) phase(ctx context.Context, name string, run func() LoadResult)
 		r.Profile, r.PerfData, rec = shares, rec.file, nil
 	}
 	if s.forwards {
-		want := s.sinkBase + min(s.acked, int64(len(s.src.bodies)))
+		want := s.sinkBase + s.src.distinctAcked()
+		if s.e2eSrc != nil {
+			want += s.e2eSrc.distinctAcked()
+		}
 		took, ok := b.sink.WaitFor(ctx, want, b.set.DrainTimeout)
 		r.DrainSeconds, r.Drained = took.Seconds(), &ok
 		if !ok {
@@ -217,7 +230,7 @@ func (s *session) loadWindow(r LoadResult, start time.Time, before ProcStat, met
 
 // open runs an open loop at rate for d.
 func (s *session) open(ctx context.Context, rate float64, d time.Duration) LoadResult {
-	return s.phase(ctx, fmt.Sprintf("%g/s", rate), func() LoadResult {
+	return s.phase(ctx, fmt.Sprintf("%g/s", rate), s.src, func() LoadResult {
 		r, _ := openLoop(ctx, s.p.Addr, s.path, s.b.set.OpenConns, rate, d, s.b.set.Grace, s.src)
 		return r
 	})
@@ -230,9 +243,13 @@ func (s *session) endToEnd(ctx context.Context) *E2EResult {
 	b.sink.Track(true)
 	defer b.sink.Track(false)
 	var sched []Scheduled
-	s.phase(ctx, fmt.Sprintf("e2e %g/s", b.set.E2ERate), func() LoadResult {
+	src := s.src
+	if s.e2eSrc != nil {
+		src = s.e2eSrc
+	}
+	s.phase(ctx, fmt.Sprintf("e2e %g/s", b.set.E2ERate), src, func() LoadResult {
 		var r LoadResult
-		r, sched = openLoop(ctx, s.p.Addr, s.path, b.set.OpenConns, b.set.E2ERate, b.set.E2EDuration, b.set.Grace, s.src)
+		r, sched = openLoop(ctx, s.p.Addr, s.path, b.set.OpenConns, b.set.E2ERate, b.set.E2EDuration, b.set.Grace, src)
 		return r
 	})
 	// The phase waited for a count; wait for these very notifications.
