@@ -53,6 +53,12 @@ type Options struct {
 	// Yield, if set, is called before each attempt and may delay it: the
 	// relay uses it to let acknowledgements go first.
 	Yield func(ctx context.Context)
+	// Idle, if set, says whether the relay has had nothing else to do for a
+	// while. A delivery that succeeded then gives its request slot back at
+	// once, before its attempt is recorded; otherwise the slot is held until
+	// the record commits, which paces deliveries by the store. Unset means
+	// always idle.
+	Idle func() bool
 }
 
 // Engine runs one worker per target.
@@ -94,7 +100,7 @@ func New(db *store.DB, targets []Target, log zerolog.Logger, opts Options) (*Eng
 			e: e, target: t, key: key,
 			log:      log.With().Str("target", t.Name).Logger(),
 			wake:     make(chan struct{}, 1),
-			results:  make(chan result, t.Concurrency),
+			results:  make(chan result, t.Concurrency+maxRecording), // never blocks an attempt
 			inflight: make(map[uint64]bool),
 			probe:    t.Retry.exponential(0.5),
 		}

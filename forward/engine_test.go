@@ -95,12 +95,19 @@ func start(t *testing.T, clk *clock, targets ...Target) *fixture {
 // startWith is start with opts; it sets their clock, user agent and OnAttempt.
 func startWith(t *testing.T, clk *clock, opts Options, targets ...Target) *fixture {
 	t.Helper()
+	return startStore(t, clk, store.Options{}, opts, targets...)
+}
+
+// startStore is startWith with the store's options too; it sets their clock.
+func startStore(t *testing.T, clk *clock, sopts store.Options, opts Options, targets ...Target) *fixture {
+	t.Helper()
 	f := &fixture{clock: clk, done: make(chan struct{})}
 	now := time.Now
 	if clk != nil {
 		now = clk.Now
 	}
-	db, err := store.Open(filepath.Join(t.TempDir(), "asnrelay.db"), store.Options{Now: now})
+	sopts.Now = now
+	db, err := store.Open(filepath.Join(t.TempDir(), "asnrelay.db"), sopts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -342,6 +349,98 @@ func TestFailingTargetIsProbedThenDrainedAtConcurrency(t *testing.T) {
 	})
 	if m := s.maxActive.Load(); m > 4 {
 		t.Errorf("saw %d concurrent requests, want at most 4", m)
+	}
+}
+
+// A delivered request gives its slot back before its attempt is recorded:
+// with one request at a time and the store's writer held once the first
+// record has committed, the second delivery still goes out.
+func TestDeliveredSlotIsFreeWhileItsAttemptIsRecorded(t *testing.T) {
+	s := newSink(t, nil)
+	var hold atomic.Bool
+	held, release, begin := make(chan struct{}, 1), make(chan struct{}), make(chan struct{})
+	f := startStore(t, nil, store.Options{OnCommit: func(int, time.Duration) {
+		if hold.CompareAndSwap(true, false) {
+			held <- struct{}{}
+			<-release
+		}
+	}}, Options{Yield: func(ctx context.Context) {
+		select {
+		case <-begin:
+		case <-ctx.Done():
+		}
+	}}, Target{Name: "t", URL: s.URL, Concurrency: 1})
+	var once sync.Once
+	unhold := func() { once.Do(func() { close(release) }) }
+	t.Cleanup(unhold) // before the engine stops: it waits for the record
+	first := f.deliver(t, []byte(`{"signedPayload":"1"}`), "t")[0]
+	second := f.deliver(t, []byte(`{"signedPayload":"2"}`), "t")[0]
+	hold.Store(true) // the next commit is the first attempt's record
+	close(begin)
+	<-held
+	waitFor(t, "the second request while the first is recorded", func() bool { return s.requests.Load() == 2 })
+	if h := f.engine.Health()["t"]; h.InFlight != 2 {
+		t.Errorf("in flight = %d, want 2 (one recording, one sent)", h.InFlight)
+	}
+	unhold()
+	for _, d := range []store.Delivery{first, second} {
+		waitFor(t, "both recorded", func() bool { return f.state(t, d.ID).State == store.DeliverySucceeded })
+	}
+	if m := s.maxActive.Load(); m != 1 {
+		t.Errorf("saw %d concurrent requests, want 1", m)
+	}
+}
+
+// While the relay is busy, a delivered request keeps its slot until its
+// attempt is recorded: the store paces deliveries, and acknowledgements keep
+// the CPU.
+func TestBusyRelayHoldsTheSlotUntilTheRecord(t *testing.T) {
+	var hold atomic.Bool
+	held, release, begin := make(chan struct{}, 1), make(chan struct{}), make(chan struct{})
+	s := newSink(t, func(n int, _ http.ResponseWriter) {
+		if n == 2 {
+			select {
+			case <-release:
+			default:
+				t.Error("the second request went out before the first attempt was recorded")
+			}
+		}
+	})
+	var idleCalls atomic.Int64
+	f := startStore(t, nil, store.Options{OnCommit: func(int, time.Duration) {
+		if hold.CompareAndSwap(true, false) {
+			held <- struct{}{}
+			<-release
+		}
+	}}, Options{
+		Yield: func(ctx context.Context) {
+			select {
+			case <-begin:
+			case <-ctx.Done():
+			}
+		},
+		Idle: func() bool { idleCalls.Add(1); return false },
+	}, Target{Name: "t", URL: s.URL, Concurrency: 1})
+	var once sync.Once
+	unhold := func() { once.Do(func() { close(release) }) }
+	t.Cleanup(unhold)
+	first := f.deliver(t, []byte(`{"signedPayload":"1"}`), "t")[0]
+	second := f.deliver(t, []byte(`{"signedPayload":"2"}`), "t")[0]
+	hold.Store(true) // the next commit is the first attempt's record
+	close(begin)
+	<-held
+	if idleCalls.Load() == 0 {
+		t.Fatal("the attempt did not ask whether the relay is idle")
+	}
+	// Nothing may go out until the record is answered. A negative cannot be
+	// waited for: watch for a moment.
+	time.Sleep(50 * time.Millisecond)
+	if n := s.requests.Load(); n != 1 {
+		t.Fatalf("target got %d requests while the first attempt was being recorded, want 1", n)
+	}
+	unhold()
+	for _, d := range []store.Delivery{first, second} {
+		waitFor(t, "both delivered", func() bool { return f.state(t, d.ID).State == store.DeliverySucceeded })
 	}
 }
 

@@ -27,6 +27,11 @@ const (
 	expireBatch = 256
 	// idleWait is the longest a worker sleeps without being woken.
 	idleWait = time.Minute
+	// maxRecording bounds the deliveries of one target that were sent and
+	// are waiting for their attempt to commit. They no longer hold a request
+	// slot, so a target is not idle while the store writes; this keeps the
+	// goroutines and bodies held meanwhile bounded when the disk is slow.
+	maxRecording = 256
 )
 
 // worker sends one target's deliveries.
@@ -39,8 +44,14 @@ type worker struct {
 	// results carries finished attempts back to the worker loop.
 	results chan result
 
-	mu        sync.Mutex // guards the fields below, read by Health
+	mu sync.Mutex // guards the fields below, read by Health
+	// inflight holds every delivery taken from the due queue and not yet
+	// finished, so that Due skips it; sending counts those of them whose
+	// request has not ended, which Concurrency bounds. When the relay is
+	// idle, a delivered one stops counting as soon as its answer arrives,
+	// and its record commits while the next request goes out.
 	inflight  map[uint64]bool
+	sending   int
 	failing   bool
 	nextProbe time.Time
 	probe     *backoff.ExponentialBackOff
@@ -52,6 +63,8 @@ type result struct {
 	end time.Time // when the attempt ended, on the engine's clock
 	// retryAfter is the wait the target asked for.
 	retryAfter time.Duration
+	// released says the attempt already gave its request slot back.
+	released bool
 }
 
 func (w *worker) run(ctx context.Context) {
@@ -80,7 +93,7 @@ func (w *worker) step(ctx context.Context, attempts *sync.WaitGroup) time.Durati
 	next := w.expire(now)
 
 	w.mu.Lock()
-	slots := w.target.Concurrency - len(w.inflight)
+	slots := min(w.target.Concurrency-w.sending, w.target.Concurrency+maxRecording-len(w.inflight))
 	if w.failing {
 		// Probe, don't hammer: one delivery at a time, not before nextProbe.
 		if len(w.inflight) > 0 {
@@ -105,6 +118,7 @@ func (w *worker) step(ctx context.Context, attempts *sync.WaitGroup) time.Durati
 	for _, d := range due {
 		w.mu.Lock()
 		w.inflight[d.ID] = true
+		w.sending++
 		w.mu.Unlock()
 		attempts.Add(1)
 		go func() {
@@ -161,6 +175,9 @@ func (w *worker) finish(r result) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	delete(w.inflight, r.id)
+	if !r.released {
+		w.sending--
+	}
 	if r.ok {
 		if w.failing {
 			w.log.Info().Msg("target recovered")
@@ -197,6 +214,14 @@ func (w *worker) attempt(ctx context.Context, d store.Delivery) result {
 	start := w.e.opts.Now()
 	a, retryAfter := w.send(ctx, d, body, start)
 	a.At = start
+	released := a.Error == "" && (w.e.opts.Idle == nil || w.e.opts.Idle())
+	if released {
+		// Delivered, and nothing else waits for the CPU (a backlog after a
+		// burst): the next request may go out while this one is recorded. A
+		// failure keeps its slot until the worker has seen it, so that a
+		// failing target is not sent more before it is found failing.
+		w.release()
+	}
 
 	next := store.Next{State: store.DeliverySucceeded}
 	res := ResultSuccess
@@ -219,7 +244,7 @@ func (w *worker) attempt(ctx context.Context, d store.Delivery) result {
 		// otherwise a success that cannot be recorded (disk full) is sent
 		// again at once, as fast as the target answers.
 		w.log.Error().Err(err).Uint64("delivery", d.ID).Msg("record attempt")
-		return result{id: d.ID, ok: false, end: end}
+		return result{id: d.ID, ok: false, end: end, released: released}
 	}
 	switch res {
 	case ResultRetry:
@@ -234,7 +259,18 @@ func (w *worker) attempt(ctx context.Context, d store.Delivery) result {
 	if w.e.opts.OnAttempt != nil {
 		w.e.opts.OnAttempt(rec, a, res)
 	}
-	return result{id: d.ID, ok: ok, end: end, retryAfter: retryAfter}
+	return result{id: d.ID, ok: ok, end: end, retryAfter: retryAfter, released: released}
+}
+
+// release gives an attempt's request slot back and wakes the worker to use it.
+func (w *worker) release() {
+	w.mu.Lock()
+	w.sending--
+	w.mu.Unlock()
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
 }
 
 func (w *worker) logDead(d store.Delivery) {

@@ -152,7 +152,7 @@ func (r *Relay) Open() error {
 	}
 	r.forward, err = forward.New(r.db, targets, r.log, forward.Options{
 		Now: r.now, Client: r.opts.HTTPClient, UserAgent: "asnrelay/" + r.opts.Version,
-		OnAttempt: r.observeAttempt, Yield: r.gate.wait,
+		OnAttempt: r.observeAttempt, Yield: r.gate.wait, Idle: r.gate.idle,
 	})
 	if err != nil {
 		return errors.Join(&config.Error{Key: "targets", Msg: err.Error(), Err: err}, r.Close())

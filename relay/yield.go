@@ -23,6 +23,18 @@ type ingestGate struct {
 	quiet chan struct{}
 	// maxWait is maxYield; tests change it.
 	maxWait time.Duration
+	// lastLeave is when a request last left (unix ns).
+	lastLeave atomic.Int64
+}
+
+// idleAfter is how long ingest must have been quiet for the relay to count
+// as idle: longer than the gaps of any steady stream worth the name.
+const idleAfter = 50 * time.Millisecond
+
+// idle reports whether no request is in flight and none has left for
+// idleAfter, as after a burst: then background work may take all the CPU.
+func (g *ingestGate) idle() bool {
+	return g.inflight.Load() == 0 && time.Since(time.Unix(0, g.lastLeave.Load())) >= idleAfter
 }
 
 func newIngestGate() *ingestGate {
@@ -32,6 +44,7 @@ func newIngestGate() *ingestGate {
 func (g *ingestGate) enter() { g.inflight.Add(1) }
 
 func (g *ingestGate) leave() {
+	g.lastLeave.Store(time.Now().UnixNano())
 	if g.inflight.Add(-1) == 0 {
 		select {
 		case g.quiet <- struct{}{}:

@@ -63,3 +63,22 @@ func TestIngestGateBoundsTheWait(t *testing.T) {
 	cancel()
 	g.wait(ctx) // a cancelled context ends the wait at once; the test would hang otherwise
 }
+
+func TestIngestGateIsIdleOnlyAfterAQuietSpell(t *testing.T) {
+	g := newIngestGate()
+	if !g.idle() {
+		t.Fatal("a gate that never saw a request is not idle")
+	}
+	g.enter()
+	if g.idle() {
+		t.Fatal("idle with a request in flight")
+	}
+	g.leave()
+	if g.idle() {
+		t.Fatal("idle right after a request left")
+	}
+	g.lastLeave.Store(time.Now().Add(-idleAfter).UnixNano())
+	if !g.idle() {
+		t.Fatalf("not idle %s after the last request left", idleAfter)
+	}
+}
