@@ -234,7 +234,9 @@ func (w *consumptionWorker) try(ctx context.Context, j store.ConsumptionJob, req
 		return final(store.ConsumptionFailed, "app %q has no api block: add apps[].api (an In-App Purchase key) to send consumption information", j.App)
 	}
 
-	sendCtx, cancel := context.WithDeadline(ctx, req.Deadline)
+	// The time left is read on the relay's clock, which may not be the
+	// wall clock (tests inject one): a deadline is not a wall-clock instant.
+	sendCtx, cancel := context.WithTimeout(ctx, req.Deadline.Sub(now))
 	defer cancel()
 	start := time.Now()
 	err := client.SendConsumptionInformation(sendCtx, j.TransactionID, answer)
