@@ -13,11 +13,18 @@ import (
 )
 
 // SchemaVersion is the layout this package writes. Opening a file written by a
-// newer version fails with ErrNewerSchema rather than misreading it.
-const SchemaVersion = 1
+// newer version fails with ErrNewerSchema rather than misreading it. Version
+// 2 added the ingest log; a version 1 file is upgraded when opened, its
+// bodies and inbox read where they are.
+const SchemaVersion = 2
 
-// DefaultMaxBatch bounds how many queued writes share one commit.
-const DefaultMaxBatch = 1024
+// DefaultMaxBatch bounds how many queued writes share one commit, and
+// DefaultMaxBatchBytes the bodies they append: a flood of large bodies makes
+// more commits, not bigger ones.
+const (
+	DefaultMaxBatch      = 1024
+	DefaultMaxBatchBytes = 16 << 20
+)
 
 var (
 	// ErrClosed is returned by writes after Close has begun.
@@ -32,6 +39,9 @@ var (
 type Options struct {
 	// MaxBatch bounds the writes committed together; 0 means DefaultMaxBatch.
 	MaxBatch int
+	// MaxBatchBytes bounds the body bytes appended by one commit (a single
+	// body may pass it); 0 means DefaultMaxBatchBytes.
+	MaxBatchBytes int
 	// Now is the clock used for timestamps; nil means time.Now.
 	Now func() time.Time
 	// OnCommit, if set, is called by the writer after each commit with the
@@ -53,22 +63,45 @@ type DB struct {
 	// writes are all the others.
 	appends, writes chan *write
 	done            chan struct{} // closed when the writer has exited
+
+	// The writer's own buffers, reused from one commit to the next: the
+	// appends of a commit and the batch value they make.
+	ins  []*Incoming
+	pack []byte
 }
+
+// maxKeptPack is the largest batch buffer the writer keeps for the next
+// commit; a bigger one, made by a burst of large bodies, is let go.
+const maxKeptPack = 4 << 20
 
 // maxPassedOver is how many commits of appends alone may go by while other
 // writes wait; the next commit takes everything queued.
 const maxPassedOver = 4
 
-// write is one unit of work for the writer goroutine.
+// write is one unit of work for the writer goroutine: an append (in) or any
+// other change (apply).
 type write struct {
+	in    *Incoming
 	apply func(tx *bolt.Tx) error
+	seq   uint64 // an append's sequence number, set by the writer
 	err   chan error
+}
+
+// size is what w counts against MaxBatchBytes.
+func (w *write) size() int {
+	if w.in == nil {
+		return 0
+	}
+	return len(w.in.Body)
 }
 
 // Open opens or creates the database at path and starts its writer.
 func Open(path string, opts Options) (*DB, error) {
 	if opts.MaxBatch <= 0 {
 		opts.MaxBatch = DefaultMaxBatch
+	}
+	if opts.MaxBatchBytes <= 0 {
+		opts.MaxBatchBytes = DefaultMaxBatchBytes
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -120,12 +153,17 @@ func initSchema(tx *bolt.Tx) error {
 	meta := tx.Bucket(bucketMeta)
 	v := meta.Get(keySchema)
 	switch {
-	case v == nil:
-		return meta.Put(keySchema, u64(SchemaVersion))
-	case readU64(v) > SchemaVersion:
+	case v != nil && readU64(v) > SchemaVersion:
 		return fmt.Errorf("%w: schema %d, this build reads up to %d", ErrNewerSchema, readU64(v), SchemaVersion)
+	case v != nil && readU64(v) == SchemaVersion:
+		return nil
 	}
-	return nil
+	// New, or version 1: every notification so far has its record, and the
+	// unprocessed ones are in the inbox bucket.
+	if err := meta.Put(keyProcessed, u64(tx.Bucket(bucketNotifications).Sequence())); err != nil {
+		return err
+	}
+	return meta.Put(keySchema, u64(SchemaVersion))
 }
 
 // Path returns the file name of the database.
@@ -159,16 +197,11 @@ func (db *DB) Check() error {
 
 // update queues apply for the writer and waits until it is committed.
 func (db *DB) update(apply func(tx *bolt.Tx) error) error {
-	return db.queue(db.writes, apply)
+	return db.queue(db.writes, &write{apply: apply, err: make(chan error, 1)})
 }
 
-// updateAppend is update for Append: the writer commits appends first.
-func (db *DB) updateAppend(apply func(tx *bolt.Tx) error) error {
-	return db.queue(db.appends, apply)
-}
-
-func (db *DB) queue(ch chan *write, apply func(tx *bolt.Tx) error) error {
-	w := &write{apply: apply, err: make(chan error, 1)}
+// queue hands w to the writer on ch and waits until it is committed.
+func (db *DB) queue(ch chan *write, w *write) error {
 	db.mu.RLock()
 	if db.closed {
 		db.mu.RUnlock()
@@ -213,12 +246,13 @@ func (db *DB) writer() {
 			continue
 		}
 		batch = append(batch[:0], first)
+		size := first.size()
 		withOthers := !urgent || passed >= maxPassedOver
 		if withOthers {
-			batch, others = db.drain(batch, others)
+			batch, others = db.drain(batch, others, &size)
 			passed = 0
 		}
-		batch, appends = db.drain(batch, appends)
+		batch, appends = db.drain(batch, appends, &size)
 		if !withOthers && len(others) > 0 {
 			passed++
 		}
@@ -226,16 +260,18 @@ func (db *DB) writer() {
 	}
 }
 
-// drain adds to batch what ch holds, up to MaxBatch, without waiting; it
-// returns nil for a closed channel.
-func (db *DB) drain(batch []*write, ch chan *write) ([]*write, chan *write) {
-	for ch != nil && len(batch) < db.opts.MaxBatch {
+// drain adds to batch what ch holds, up to MaxBatch writes and MaxBatchBytes
+// of bodies (counted in *size), without waiting; it returns nil for a closed
+// channel.
+func (db *DB) drain(batch []*write, ch chan *write, size *int) ([]*write, chan *write) {
+	for ch != nil && len(batch) < db.opts.MaxBatch && *size < db.opts.MaxBatchBytes {
 		select {
 		case w, ok := <-ch:
 			if !ok {
 				return batch, nil
 			}
 			batch = append(batch, w)
+			*size += w.size()
 		default:
 			return batch, ch
 		}
@@ -245,26 +281,63 @@ func (db *DB) drain(batch []*write, ch chan *write) ([]*write, chan *write) {
 
 func (db *DB) commit(batch []*write) {
 	start := time.Now()
-	err := db.bolt.Update(func(tx *bolt.Tx) error {
-		for _, w := range batch {
-			if err := w.apply(tx); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	err := db.bolt.Update(func(tx *bolt.Tx) error { return db.apply(tx, batch) })
 	if err != nil && len(batch) > 1 {
 		// Find the culprit: every write gets its own transaction and its own answer.
-		for _, w := range batch {
-			w.err <- db.bolt.Update(w.apply)
+		for i := range batch {
+			w := batch[i : i+1]
+			w[0].err <- db.bolt.Update(func(tx *bolt.Tx) error { return db.apply(tx, w) })
 		}
+		db.release()
 		return
 	}
+	db.release()
 	if db.opts.OnCommit != nil {
 		db.opts.OnCommit(len(batch), time.Since(start))
 	}
 	for _, w := range batch {
 		w.err <- err
+	}
+}
+
+// apply writes batch in tx: its appends first, as one batch of the ingest
+// log, then the other writes in order.
+func (db *DB) apply(tx *bolt.Tx, batch []*write) error {
+	db.ins = db.ins[:0]
+	for _, w := range batch {
+		if w.in != nil {
+			db.ins = append(db.ins, w.in)
+		}
+	}
+	if len(db.ins) > 0 {
+		first, pack, err := appendBatch(tx, db.pack, db.ins)
+		db.pack = pack
+		if err != nil {
+			return err
+		}
+		for _, w := range batch {
+			if w.in != nil {
+				w.seq = first
+				first++
+			}
+		}
+	}
+	for _, w := range batch {
+		if w.apply != nil {
+			if err := w.apply(tx); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// release drops the writer's references to the bodies just committed, and a
+// batch buffer too big to keep.
+func (db *DB) release() {
+	clear(db.ins)
+	if cap(db.pack) > maxKeptPack {
+		db.pack = nil
 	}
 }
 

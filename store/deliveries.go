@@ -124,8 +124,8 @@ func (db *DB) CreateDeliveries(nds []NewDelivery) ([]Delivery, error) {
 		out = out[:0]
 		now := db.opts.Now()
 		for _, nd := range nds {
-			if tx.Bucket(bucketNotifications).Get(u64(nd.Seq)) == nil {
-				return fmt.Errorf("notification %d: %w", nd.Seq, ErrNotFound)
+			if _, err := getNotification(tx, nd.Seq); err != nil {
+				return err
 			}
 			d, err := createDelivery(tx, nd, now)
 			if err != nil {

@@ -3,9 +3,12 @@
 // # Buckets
 //
 //	meta            "schema" -> uint64 schema version (big-endian)
-//	bodies          seq -> exact request body, never modified
-//	notifications   seq -> Notification (JSON)
-//	inbox           seq -> empty; notifications received but not yet processed
+//	                "processed" -> the watermark: the log's entries up to it are processed
+//	log             first seq -> nested bucket: "b" -> one batch, every body one
+//	                commit acknowledged with its metadata (log.go has the layout)
+//	notifications   seq -> Notification (JSON), written when it is processed
+//	inbox           seq -> empty; notifications put back by Requeue
+//	bodies          seq -> exact request body, in files written before the log
 //	uuids           notificationUUID -> seq (8 bytes) + verified flag (1 byte)
 //	decoded         seq -> decoded JSON document for `payload: decoded` targets
 //	deliveries      id -> Delivery (JSON)
@@ -24,7 +27,7 @@
 //	                in the order they were created
 //
 // seq and id are bbolt bucket sequences encoded as 8-byte big-endian integers, so
-// cursors read them in arrival order. Due keys put the time first, so the work due
+// cursors read them in arrival order (seq is the notifications bucket's). Due keys put the time first, so the work due
 // next is always at the start of a target's bucket.
 //
 // # Apple work
@@ -42,12 +45,22 @@
 // and jobs are kept forever (they are small and rare); they do not depend on
 // the notifications retention deletes.
 //
+// # The ingest log
+//
+// Append writes nothing per notification: the appends of one commit become one
+// batch, their bodies and metadata back to back in one value, so that a body
+// is written once and a commit touches few pages besides. A notification that
+// waits to be processed is a log entry after the watermark without a record;
+// its metadata (state received) is read from the log. Process writes the
+// record and moves the watermark over every record that follows it, so
+// processing in order keeps the watermark at the newest processed one.
+//
 // # Durability
 //
 // Every write goes through one writer goroutine. It takes every write queued while
 // the previous commit was running, applies them in one bbolt transaction and
-// commits it with one fsync (group commit), then answers each caller. When Append
-// returns nil the body is on disk. Appends go first: while some are queued, a
+// commits it (bbolt fsyncs the pages, then the meta page: group commit), then
+// answers each caller. When Append returns nil the body is on disk. Appends go first: while some are queued, a
 // commit holds only them (a client waits on each), and the other writes commit
 // in the gaps, or with the appends after maxPassedOver commits without them. A
 // write that fails inside a batch is retried on its own, so one bad write
@@ -68,10 +81,13 @@
 // entries) that finished before their cutoff, then notifications received
 // before theirs that are processed and have no delivery left: a notification
 // lives as long as its longest-kept delivery. Deleting a notification deletes
-// its body, metadata, decoded document and the notificationUUID entry it
-// holds (after that, a copy with the same UUID is no longer a duplicate; the
-// caller keeps notifications at least as long as Apple retries). Nothing in
-// the inbox or pending is ever deleted. Each transaction deletes at most
+// its metadata, decoded document and the notificationUUID entry it holds
+// (after that, a copy with the same UUID is no longer a duplicate; the caller
+// keeps notifications at least as long as Apple retries), and Body no longer
+// returns it. Its bytes go with its batch, once the last notification of the
+// batch is deleted: a batch with one notification kept longer (a dead
+// delivery) keeps its neighbours' bytes on disk as long. Nothing in the inbox
+// or pending is ever deleted, nor anything after the watermark. Each transaction deletes at most
 // SweepKeys keys, through the writer like every other write. bbolt reuses
 // freed pages but never shrinks the file; Compact (daemon stopped) does.
 //

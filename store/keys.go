@@ -10,6 +10,7 @@ var (
 	bucketBodies        = []byte("bodies")
 	bucketNotifications = []byte("notifications")
 	bucketInbox         = []byte("inbox")
+	bucketLog           = []byte("log")
 	bucketUUIDs         = []byte("uuids")
 	bucketDecoded       = []byte("decoded")
 	bucketDeliveries    = []byte("deliveries")
@@ -25,12 +26,13 @@ var (
 	bucketRefunds        = []byte("refunds")
 	bucketRefundsByTime  = []byte("refunds_by_time")
 
-	keySchema = []byte("schema")
+	keySchema    = []byte("schema")
+	keyProcessed = []byte("processed")
 )
 
 // topBuckets are created when a file is opened for the first time.
 var topBuckets = [][]byte{
-	bucketMeta, bucketBodies, bucketNotifications, bucketInbox, bucketUUIDs,
+	bucketMeta, bucketLog, bucketBodies, bucketNotifications, bucketInbox, bucketUUIDs,
 	bucketDecoded, bucketDeliveries, bucketDue, bucketPending, bucketDead, bucketAttempts,
 	bucketNotifDelivery, bucketConsumption, bucketConsumptionDue, bucketRefunds, bucketRefundsByTime,
 }

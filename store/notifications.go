@@ -56,33 +56,11 @@ type Notification struct {
 // Append stores a body and its metadata durably and queues it for processing.
 // It returns once the commit holding it is fsynced.
 func (db *DB) Append(in Incoming) (uint64, error) {
-	var seq uint64
-	err := db.updateAppend(func(tx *bolt.Tx) error {
-		n, err := tx.Bucket(bucketNotifications).NextSequence()
-		if err != nil {
-			return err
-		}
-		seq = n
-		meta, err := json.Marshal(Notification{
-			Seq: seq, App: in.App, ReceivedAt: in.ReceivedAt, RemoteAddr: in.RemoteAddr,
-			ContentType: in.ContentType, Size: len(in.Body), State: StateReceived,
-		})
-		if err != nil {
-			return err
-		}
-		key := u64(seq)
-		if err := tx.Bucket(bucketBodies).Put(key, in.Body); err != nil {
-			return err
-		}
-		if err := tx.Bucket(bucketNotifications).Put(key, meta); err != nil {
-			return err
-		}
-		return tx.Bucket(bucketInbox).Put(key, nil)
-	})
-	if err != nil {
+	w := &write{in: &in, err: make(chan error, 1)}
+	if err := db.queue(db.appends, w); err != nil {
 		return 0, fmt.Errorf("append notification: %w", err)
 	}
-	return seq, nil
+	return w.seq, nil
 }
 
 // Notification returns the metadata of notification seq.
@@ -96,8 +74,15 @@ func (db *DB) Notification(seq uint64) (Notification, error) {
 	return n, err
 }
 
+// getNotification reads seq's record, or its log entry while it has none.
 func getNotification(tx *bolt.Tx, seq uint64) (Notification, error) {
 	n, found, err := getJSON[Notification](tx.Bucket(bucketNotifications), u64(seq))
+	if err == nil && !found && seq > processedThrough(tx) {
+		var e logEntry
+		if e, found, err = logEntryAt(tx, seq); found {
+			n = e.notification()
+		}
+	}
 	if err == nil && !found {
 		err = ErrNotFound
 	}
@@ -111,14 +96,35 @@ func getNotification(tx *bolt.Tx, seq uint64) (Notification, error) {
 func (db *DB) Body(seq uint64) ([]byte, error) {
 	var body []byte
 	err := db.bolt.View(func(tx *bolt.Tx) error {
-		v := tx.Bucket(bucketBodies).Get(u64(seq))
-		if v == nil {
-			return fmt.Errorf("body %d: %w", seq, ErrNotFound)
+		var err error
+		body, err = getBody(tx, seq)
+		if err != nil {
+			return err
 		}
-		body = bytes.Clone(v)
+		body = bytes.Clone(body)
 		return nil
 	})
 	return body, err
+}
+
+// getBody finds seq's body in the ingest log, or in the bodies bucket of a
+// file written before the log. The bytes are valid inside tx only.
+func getBody(tx *bolt.Tx, seq uint64) ([]byte, error) {
+	if v := tx.Bucket(bucketBodies).Get(u64(seq)); v != nil {
+		return v, nil
+	}
+	if seq <= processedThrough(tx) && tx.Bucket(bucketNotifications).Get(u64(seq)) == nil {
+		// Deleted by retention; its batch may still hold the bytes for others.
+		return nil, fmt.Errorf("body %d: %w", seq, ErrNotFound)
+	}
+	e, found, err := logEntryAt(tx, seq)
+	if err != nil {
+		return nil, fmt.Errorf("body %d: %w", seq, err)
+	}
+	if !found {
+		return nil, fmt.Errorf("body %d: %w", seq, ErrNotFound)
+	}
+	return e.Body, nil
 }
 
 // Decoded returns the decoded document stored for notification seq.
@@ -145,24 +151,36 @@ type Received struct {
 // large bodies cannot take much memory.
 const MaxInboxBytes = 8 << 20
 
-// Inbox returns up to limit notifications not yet processed, oldest first,
-// with at most about MaxInboxBytes of bodies (always at least one).
+// Inbox returns up to limit notifications not yet processed, with at most
+// about MaxInboxBytes of bodies (always at least one): first those put back
+// by Requeue, then the ingest log's, each oldest first.
 func (db *DB) Inbox(limit int) ([]Received, error) {
 	var out []Received
 	err := db.bolt.View(func(tx *bolt.Tx) error {
 		size := 0
+		full := func() bool { return len(out) >= limit || size >= MaxInboxBytes }
 		c := tx.Bucket(bucketInbox).Cursor()
-		for k, _ := c.First(); k != nil && len(out) < limit && size < MaxInboxBytes; k, _ = c.Next() {
+		for k, _ := c.First(); k != nil && !full(); k, _ = c.Next() {
 			seq := readU64(k)
 			n, err := getNotification(tx, seq)
 			if err != nil {
 				return err
 			}
-			body := bytes.Clone(tx.Bucket(bucketBodies).Get(k))
+			body, err := getBody(tx, seq)
+			if err != nil {
+				return err
+			}
 			size += len(body)
-			out = append(out, Received{Notification: n, Body: body})
+			out = append(out, Received{Notification: n, Body: bytes.Clone(body)})
 		}
-		return nil
+		if full() {
+			return nil
+		}
+		return unprocessedLog(tx, func(e logEntry) (bool, error) {
+			size += len(e.Body)
+			out = append(out, Received{Notification: e.notification(), Body: bytes.Clone(e.Body)})
+			return !full(), nil
+		})
 	})
 	return out, err
 }
@@ -262,6 +280,9 @@ func processOne(tx *bolt.Tx, o Outcome, now time.Time) (Processed, error) {
 	if err := tx.Bucket(bucketInbox).Delete(key); err != nil {
 		return Processed{}, err
 	}
+	if err := advanceProcessed(tx); err != nil {
+		return Processed{}, err
+	}
 	for _, d := range deliveries {
 		d.Seq = o.Seq
 		if _, err := createDelivery(tx, d, now); err != nil {
@@ -312,8 +333,9 @@ func (db *DB) HasUUID(uuid string) (bool, error) {
 func (db *DB) NotificationCount() (int, error) {
 	var n int
 	err := db.bolt.View(func(tx *bolt.Tx) error {
-		n = tx.Bucket(bucketNotifications).Stats().KeyN
-		return nil
+		pending, err := unprocessedCount(tx)
+		n = tx.Bucket(bucketNotifications).Stats().KeyN + pending
+		return err
 	})
 	return n, err
 }

@@ -56,36 +56,21 @@ func matchType(want, typ, subtype string) bool {
 func (db *DB) Notifications(f NotificationFilter, before uint64, limit int) (out []Notification, next uint64, err error) {
 	err = db.bolt.View(func(tx *bolt.Tx) error {
 		out, next = out[:0], 0
-		c := tx.Bucket(bucketNotifications).Cursor()
-		var k, v []byte
-		if before == 0 {
-			k, v = c.Last()
-		} else {
-			k, v = c.Seek(u64(before))
-			if k == nil {
-				k, v = c.Last()
-			} else {
-				k, v = c.Prev()
-			}
-		}
-		for scanned := 0; k != nil; k, v = c.Prev() {
+		scanned := 0
+		return newestFirst(tx, before, func(n Notification) (bool, error) {
 			if len(out) == limit || scanned == MaxScan {
-				next = readU64(k) + 1 // resume at k
-				return nil
+				next = n.Seq + 1 // resume at n
+				return false, nil
 			}
 			scanned++
-			var n Notification
-			if err := json.Unmarshal(v, &n); err != nil {
-				return fmt.Errorf("notification %d: %w", readU64(k), err)
-			}
 			if !f.Since.IsZero() && n.ReceivedAt.Before(f.Since) {
-				return nil
+				return false, nil
 			}
 			if f.Match(n) {
 				out = append(out, n)
 			}
-		}
-		return nil
+			return true, nil
+		})
 	})
 	if err != nil {
 		return nil, 0, fmt.Errorf("list notifications: %w", err)
@@ -231,8 +216,14 @@ func (db *DB) DeadLetters(target string, f DeliveryFilter, after uint64, limit i
 func (db *DB) InInbox(seq uint64) (bool, error) {
 	var in bool
 	err := db.bolt.View(func(tx *bolt.Tx) error {
-		in = tx.Bucket(bucketInbox).Get(u64(seq)) != nil
-		return nil
+		key := u64(seq)
+		in = tx.Bucket(bucketInbox).Get(key) != nil
+		if in || seq <= processedThrough(tx) || tx.Bucket(bucketNotifications).Get(key) != nil {
+			return nil
+		}
+		_, inLog, err := logEntryAt(tx, seq)
+		in = inLog
+		return err
 	})
 	return in, err
 }
@@ -258,21 +249,20 @@ func (db *DB) CountNotifications(since time.Time) (NotificationCounts, error) {
 	c := NotificationCounts{ByState: map[State]int{}, ByAppType: map[string]map[string]int{}, Complete: true}
 	err := db.bolt.View(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketNotifications)
-		c.Stored = b.Stats().KeyN
-		c.Inbox = tx.Bucket(bucketInbox).Stats().KeyN
+		pending, err := unprocessedCount(tx)
+		if err != nil {
+			return err
+		}
+		c.Stored = b.Stats().KeyN + pending
+		c.Inbox = tx.Bucket(bucketInbox).Stats().KeyN + pending
 		c.LastSeq = b.Sequence()
-		cur := b.Cursor()
-		for k, v := cur.Last(); k != nil; k, v = cur.Prev() {
+		return newestFirst(tx, 0, func(n Notification) (bool, error) {
 			if c.Scanned == MaxScan {
 				c.Complete = false
-				return nil
-			}
-			var n Notification
-			if err := json.Unmarshal(v, &n); err != nil {
-				return fmt.Errorf("notification %d: %w", readU64(k), err)
+				return false, nil
 			}
 			if n.ReceivedAt.Before(since) {
-				return nil
+				return false, nil
 			}
 			c.Scanned++
 			c.ByState[n.State]++
@@ -282,8 +272,8 @@ func (db *DB) CountNotifications(since time.Time) (NotificationCounts, error) {
 				c.ByAppType[n.App] = byType
 			}
 			byType[n.Type]++
-		}
-		return nil
+			return true, nil
+		})
 	})
 	if err != nil {
 		return c, fmt.Errorf("count notifications: %w", err)

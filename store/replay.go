@@ -27,8 +27,8 @@ func (db *DB) Replay(rs []Replay) ([]Delivery, error) {
 		now := db.opts.Now()
 		for _, r := range rs {
 			key := u64(r.Seq)
-			if tx.Bucket(bucketNotifications).Get(key) == nil {
-				return fmt.Errorf("notification %d: %w", r.Seq, ErrNotFound)
+			if _, err := getNotification(tx, r.Seq); err != nil {
+				return err
 			}
 			if r.Payload == PayloadDecoded && tx.Bucket(bucketDecoded).Get(key) == nil {
 				if r.Decoded == nil {

@@ -239,7 +239,7 @@ func deletableNotification(tx *bolt.Tx, n Notification, p RetentionPolicy) bool 
 		return false
 	}
 	key := u64(n.Seq)
-	if tx.Bucket(bucketInbox).Get(key) != nil {
+	if n.Seq > processedThrough(tx) || tx.Bucket(bucketInbox).Get(key) != nil {
 		return false
 	}
 	k, _ := tx.Bucket(bucketNotifDelivery).Cursor().Seek(key)
@@ -260,5 +260,5 @@ func deleteNotification(tx *bolt.Tx, n Notification) error {
 			return err
 		}
 	}
-	return nil
+	return dropBatchIfDone(tx, n.Seq)
 }
