@@ -25,7 +25,14 @@ type ingestGate struct {
 	maxWait time.Duration
 	// lastLeave is when a request last left (unix ns).
 	lastLeave atomic.Int64
+
+	// pause is how long a background step first sleeps while ingest is
+	// active (see wait); tests change it.
+	pause time.Duration
 }
+
+// stepPause is the sleep before a background step while ingest is active.
+const stepPause = 20 * time.Microsecond
 
 // idleAfter is how long ingest must have been quiet for the relay to count
 // as idle: longer than the gaps of any steady stream worth the name.
@@ -38,7 +45,7 @@ func (g *ingestGate) idle() bool {
 }
 
 func newIngestGate() *ingestGate {
-	return &ingestGate{quiet: make(chan struct{}, 1), maxWait: maxYield}
+	return &ingestGate{quiet: make(chan struct{}, 1), maxWait: maxYield, pause: stepPause}
 }
 
 func (g *ingestGate) enter() { g.inflight.Add(1) }
@@ -53,9 +60,27 @@ func (g *ingestGate) leave() {
 	}
 }
 
-// wait returns once no ingest request is in flight, after maxWait, or when
-// ctx ends, whichever comes first.
+// wait is called before each background step. While ingest is active it
+// first sleeps for pause; then it returns once no ingest request is in
+// flight, after maxWait, or when ctx ends, whichever comes first.
+//
+// The sleep matters even when nothing is in flight: a request that has
+// arrived but not yet been read is invisible to the gate, and the Go
+// scheduler runs goroutines that are already runnable before it polls the
+// network again. A background step that follows the previous one at once
+// keeps such requests waiting; one that sleeps first lets them in, and
+// spaces background work out while requests keep coming, so that
+// acknowledgements keep the core and the backlog is worked off once ingest
+// goes quiet.
 func (g *ingestGate) wait(ctx context.Context) {
+	if !g.idle() {
+		t := time.NewTimer(g.pause)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+		}
+		t.Stop()
+	}
 	if g.inflight.Load() == 0 {
 		return
 	}

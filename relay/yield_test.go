@@ -82,3 +82,33 @@ func TestIngestGateIsIdleOnlyAfterAQuietSpell(t *testing.T) {
 		t.Fatalf("not idle %s after the last request left", idleAfter)
 	}
 }
+
+func TestIngestGatePausesStepsWhileIngestIsActive(t *testing.T) {
+	g := newIngestGate()
+	g.pause = time.Hour // only the pause can hold a wait up here
+
+	returned := make(chan struct{})
+	go func() { g.wait(t.Context()); close(returned) }()
+	select {
+	case <-returned: // never saw a request: idle, no pause
+	case <-time.After(10 * time.Second):
+		t.Fatal("an idle gate paused a background step")
+	}
+
+	g.enter()
+	g.leave() // nothing in flight, but a request just left: active
+	ctx, cancel := context.WithCancel(t.Context())
+	returned = make(chan struct{})
+	go func() { g.wait(ctx); close(returned) }()
+	select {
+	case <-returned:
+		t.Fatal("a background step did not pause while ingest was active")
+	case <-time.After(50 * time.Millisecond):
+	}
+	cancel()
+	select {
+	case <-returned:
+	case <-time.After(10 * time.Second):
+		t.Fatal("a cancelled context did not end the pause")
+	}
+}
