@@ -2,7 +2,6 @@ package apple
 
 import (
 	"crypto/ecdsa"
-	"crypto/sha256"
 	"sync"
 	"time"
 )
@@ -19,7 +18,7 @@ const chainCacheSize = 64
 // explains the failure precisely.
 type chainCache struct {
 	mu      sync.Mutex
-	entries map[[sha256.Size]byte]verifiedChain
+	entries map[chainID]verifiedChain
 }
 
 // verifiedChain is what a JWS needs from a chain that verified.
@@ -32,30 +31,26 @@ func (e verifiedChain) covers(at time.Time) bool {
 	return !at.Before(e.notBefore) && !at.After(e.notAfter)
 }
 
-// chainKey identifies a chain by the exact x5c strings of the header.
-func chainKey(x5c []string) [sha256.Size]byte {
-	h := sha256.New()
-	for _, s := range x5c {
-		h.Write([]byte(s))
-		h.Write([]byte{0})
-	}
-	var k [sha256.Size]byte
-	h.Sum(k[:0])
-	return k
-}
+// chainID identifies a chain by the exact x5c strings of the header. The
+// strings are the decoded header's own, so a lookup copies nothing.
+type chainID [3]string
 
-func (c *chainCache) get(k [sha256.Size]byte) (verifiedChain, bool) {
+// chainKey returns the chainID of a header's x5c, which holds three
+// certificates.
+func chainKey(x5c []string) chainID { return chainID(x5c) }
+
+func (c *chainCache) get(k chainID) (verifiedChain, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e, ok := c.entries[k]
 	return e, ok
 }
 
-func (c *chainCache) put(k [sha256.Size]byte, e verifiedChain) {
+func (c *chainCache) put(k chainID, e verifiedChain) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.entries == nil || len(c.entries) >= chainCacheSize {
-		c.entries = make(map[[sha256.Size]byte]verifiedChain, chainCacheSize)
+		c.entries = make(map[chainID]verifiedChain, chainCacheSize)
 	}
 	c.entries[k] = e
 }

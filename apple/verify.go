@@ -90,10 +90,12 @@ func (v *Verifier) VerifyJWS(jws string) ([]byte, error) {
 	if len(hdr.X5C) != 3 {
 		return nil, verificationErr(ReasonBadChainLength, fmt.Errorf("x5c has %d certificates, want 3", len(hdr.X5C)))
 	}
+	// The signing input, header.payload, is the start of the JWS itself.
+	signed := jws[:len(headerB64)+1+len(payloadB64)]
 	key := chainKey(hdr.X5C)
 	if chain, ok := v.chains.get(key); ok {
 		if payload, at, err := v.payloadAndTime(payloadB64); err == nil && chain.covers(at) {
-			return verifySignature(headerB64, payloadB64, sigB64, chain.leafKey, payload)
+			return verifySignature(signed, sigB64, chain.leafKey, payload)
 		}
 		// Outside the cached window, or a bad payload: the full path says why.
 	}
@@ -127,7 +129,7 @@ func (v *Verifier) VerifyJWS(jws string) ([]byte, error) {
 	if !ok || leafKey.Curve != elliptic.P256() {
 		return nil, verificationErr(ReasonBadCertificate, errors.New("x5c[0]: public key is not ECDSA P-256"))
 	}
-	if err := jwt.SigningMethodES256.Verify(headerB64+"."+payloadB64, sig, leafKey); err != nil {
+	if err := jwt.SigningMethodES256.Verify(signed, sig, leafKey); err != nil {
 		return nil, verificationErr(ReasonBadSignature, err)
 	}
 	v.chains.put(key, verifiedChain{
@@ -148,13 +150,14 @@ func (v *Verifier) payloadAndTime(payloadB64 string) ([]byte, time.Time, error) 
 	return payload, at, err
 }
 
-// verifySignature checks the ES256 signature of a JWS whose chain is known good.
-func verifySignature(headerB64, payloadB64, sigB64 string, key *ecdsa.PublicKey, payload []byte) ([]byte, error) {
+// verifySignature checks the ES256 signature over signed (header.payload) of a
+// JWS whose chain is known good.
+func verifySignature(signed, sigB64 string, key *ecdsa.PublicKey, payload []byte) ([]byte, error) {
 	sig, err := decodeSegment(sigB64)
 	if err != nil {
 		return nil, verificationErr(ReasonMalformed, fmt.Errorf("signature: %w", err))
 	}
-	if err := jwt.SigningMethodES256.Verify(headerB64+"."+payloadB64, sig, key); err != nil {
+	if err := jwt.SigningMethodES256.Verify(signed, sig, key); err != nil {
 		return nil, verificationErr(ReasonBadSignature, err)
 	}
 	return payload, nil
