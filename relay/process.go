@@ -2,7 +2,6 @@ package relay
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"time"
@@ -156,15 +155,13 @@ func (p *processor) outcome(r store.Received) (store.Outcome, error) {
 		o.Reason = fmt.Sprintf("app %q is no longer configured", r.App)
 		return o, nil
 	}
-	var body struct {
-		SignedPayload string `json:"signedPayload"`
-	}
-	if err := json.Unmarshal(r.Body, &body); err != nil || body.SignedPayload == "" {
+	signedPayload, ok := signedPayloadOf(r.Body)
+	if !ok || signedPayload == "" {
 		o.Reason = "malformed body: not a JSON object with a string signedPayload"
 		return o, nil
 	}
 
-	n, err := p.verifier.VerifyNotification(body.SignedPayload)
+	n, err := p.verifier.VerifyNotification(signedPayload)
 	verified := err == nil
 	if err != nil {
 		if apple.IsRetryable(err) {
@@ -172,7 +169,7 @@ func (p *processor) outcome(r store.Received) (store.Outcome, error) {
 		}
 		// Read what it claims to be, untrusted, for display and routing to
 		// targets that take unverified data.
-		n, _ = apple.DecodeNotification(body.SignedPayload)
+		n, _ = apple.DecodeNotification(signedPayload)
 		o.Reason = err.Error()
 		if n != nil {
 			env := n.Identity().Environment

@@ -2,6 +2,7 @@ package relay
 
 import (
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 )
 
@@ -152,4 +153,54 @@ func skipValue(b []byte, i int) (int, bool) {
 		}
 		return i, i > start
 	}
+}
+
+// signedPayloadOf returns a stored body's signedPayload, as encoding/json
+// reads it; ok is false for a body that is not a JSON object with a string
+// signedPayload. A body as Apple sends it, the one member with a value of
+// plain ASCII (a JWS is base64url and dots), is read in one pass without
+// the decoder, which would validate and unquote 4 KiB a notification; any
+// other body goes through encoding/json.
+func signedPayloadOf(body []byte) (payload string, ok bool) {
+	const key = `"signedPayload"`
+	i := skipSpace(body, 0)
+	if i < len(body) && body[i] == '{' {
+		i = skipSpace(body, i+1)
+		if len(body)-i > len(key) && string(body[i:i+len(key)]) == key {
+			i = skipSpace(body, i+len(key))
+			if i < len(body) && body[i] == ':' {
+				i = skipSpace(body, i+1)
+				if end, plain := plainString(body, i); plain {
+					if j := skipSpace(body, end); j < len(body) && body[j] == '}' && skipSpace(body, j+1) == len(body) {
+						return string(body[i+1 : end-1]), true
+					}
+				}
+			}
+		}
+	}
+	var v struct {
+		SignedPayload *string `json:"signedPayload"`
+	}
+	if json.Unmarshal(body, &v) != nil || v.SignedPayload == nil {
+		return "", false
+	}
+	return *v.SignedPayload, true
+}
+
+// plainString returns the index after the JSON string starting at i, and
+// whether the string holds only printable ASCII without escapes, so that its
+// bytes are its value.
+func plainString(b []byte, i int) (int, bool) {
+	if i >= len(b) || b[i] != '"' {
+		return i, false
+	}
+	for i++; i < len(b); i++ {
+		switch c := b[i]; {
+		case c == '"':
+			return i + 1, true
+		case c == '\\' || c < 0x20 || c > 0x7e:
+			return i, false
+		}
+	}
+	return i, false
 }

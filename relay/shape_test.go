@@ -134,3 +134,49 @@ func BenchmarkCheckShape(b *testing.B) {
 		}
 	}
 }
+
+func TestSignedPayloadOfReadsWhatEncodingJSONReads(t *testing.T) {
+	for _, tc := range []struct {
+		body, want string
+		ok         bool
+	}{
+		{`{"signedPayload":"a.b.c"}`, "a.b.c", true},
+		{" {\n\t\"signedPayload\" : \"a.b.c\" }\r\n", "a.b.c", true},
+		{`{"signedPayload":""}`, "", true},
+		{`{"signedPayload":"a\/b"}`, "a/b", true},       // an escape: the decoder's reading
+		{`{"signedPayload":"caf\u00e9"}`, "café", true}, // so is this
+		{`{"signedPayload":"a","signedPayload":"b"}`, "b", true},
+		{`{"SignedPayload":"a"}`, "a", true}, // encoding/json matches names without case
+		{`{"signedPayload":"a","other":1}`, "a", true},
+		{`{"signedPayload":"a"} x`, "", false},
+		{`{"signedPayload":1}`, "", false},
+		{`{"signedPayload":"a"`, "", false},
+		{`{"other":"a"}`, "", false},
+		{`[]`, "", false},
+		{``, "", false},
+	} {
+		got, ok := signedPayloadOf([]byte(tc.body))
+		if got != tc.want || ok != tc.ok {
+			t.Errorf("signedPayloadOf(%q) = %q, %v; want %q, %v", tc.body, got, ok, tc.want, tc.ok)
+		}
+	}
+}
+
+// FuzzSignedPayloadOf: the fast path and encoding/json agree on every body.
+func FuzzSignedPayloadOf(f *testing.F) {
+	for _, s := range []string{`{"signedPayload":"a.b.c"}`, ` { "signedPayload" : "x" } `, `{"signedPayload":"\u0041"}`,
+		`{"signedPayload":"a"}}`, `{"signedPayload":"` + "\x7f" + `"}`, `{"signedPayload":"\xff"}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		got, ok := signedPayloadOf(b)
+		var v struct {
+			SignedPayload *string `json:"signedPayload"`
+		}
+		err := json.Unmarshal(b, &v)
+		wantOK := err == nil && v.SignedPayload != nil
+		if ok != wantOK || (ok && got != *v.SignedPayload) {
+			t.Fatalf("signedPayloadOf(%q) = %q, %v; encoding/json reads %v, %v", b, got, ok, v.SignedPayload, err)
+		}
+	})
+}
