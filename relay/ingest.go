@@ -40,8 +40,10 @@ func (r *Relay) handleIngest(w http.ResponseWriter, req *http.Request) {
 	} else {
 		http.Error(w, msg, code)
 	}
-	r.log.Debug().Str("app", label).Int("status", code).Str("remote", req.RemoteAddr).
-		Dur("took", time.Since(start)).Msg("ingest")
+	if ev := r.log.Debug(); ev.Enabled() {
+		ev.Str("app", label).Int("status", code).Str("remote", req.RemoteAddr).
+			Dur("took", time.Since(start)).Msg("ingest")
+	}
 }
 
 func (r *Relay) ingest(w http.ResponseWriter, req *http.Request, app string) (int, string) {
