@@ -191,16 +191,14 @@ func signedPayloadOf(body []byte) (payload string, ok bool) {
 // whether the string holds only printable ASCII without escapes, so that its
 // bytes are its value.
 func plainString(b []byte, i int) (int, bool) {
-	if i >= len(b) || b[i] != '"' {
+	end, ok := skipString(b, i) // it refuses control characters
+	if !ok {
 		return i, false
 	}
-	for i++; i < len(b); i++ {
-		switch c := b[i]; {
-		case c == '"':
-			return i + 1, true
-		case c == '\\' || c < 0x20 || c > 0x7e:
+	for _, c := range b[i+1 : end-1] {
+		if c == '\\' || c > 0x7e {
 			return i, false
 		}
 	}
-	return i, false
+	return end, true
 }
