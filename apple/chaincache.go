@@ -35,10 +35,6 @@ func (e verifiedChain) covers(at time.Time) bool {
 // strings are the decoded header's own, so a lookup copies nothing.
 type chainID [3]string
 
-// chainKey returns the chainID of a header's x5c, which holds three
-// certificates.
-func chainKey(x5c []string) chainID { return chainID(x5c) }
-
 func (c *chainCache) get(k chainID) (verifiedChain, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -92,7 +92,7 @@ func (v *Verifier) VerifyJWS(jws string) ([]byte, error) {
 	}
 	// The signing input, header.payload, is the start of the JWS itself.
 	signed := jws[:len(headerB64)+1+len(payloadB64)]
-	key := chainKey(hdr.X5C)
+	key := chainID(hdr.X5C) // three, checked above
 	if chain, ok := v.chains.get(key); ok {
 		if payload, at, err := v.payloadAndTime(payloadB64); err == nil && chain.covers(at) {
 			return verifySignature(signed, sigB64, chain.leafKey, payload)

@@ -162,21 +162,8 @@ func skipValue(b []byte, i int) (int, bool) {
 // the decoder, which would validate and unquote 4 KiB a notification; any
 // other body goes through encoding/json.
 func signedPayloadOf(body []byte) (payload string, ok bool) {
-	const key = `"signedPayload"`
-	i := skipSpace(body, 0)
-	if i < len(body) && body[i] == '{' {
-		i = skipSpace(body, i+1)
-		if len(body)-i > len(key) && string(body[i:i+len(key)]) == key {
-			i = skipSpace(body, i+len(key))
-			if i < len(body) && body[i] == ':' {
-				i = skipSpace(body, i+1)
-				if end, plain := plainString(body, i); plain {
-					if j := skipSpace(body, end); j < len(body) && body[j] == '}' && skipSpace(body, j+1) == len(body) {
-						return string(body[i+1 : end-1]), true
-					}
-				}
-			}
-		}
+	if payload, ok := plainSignedPayload(body); ok {
+		return payload, true
 	}
 	var v struct {
 		SignedPayload *string `json:"signedPayload"`
@@ -185,6 +172,35 @@ func signedPayloadOf(body []byte) (payload string, ok bool) {
 		return "", false
 	}
 	return *v.SignedPayload, true
+}
+
+// plainSignedPayload reads body if it is exactly {"signedPayload":"…"}, with
+// any whitespace between tokens and a plain string value; ok is false for
+// every other body.
+func plainSignedPayload(body []byte) (string, bool) {
+	const key = `"signedPayload"`
+	i := skipSpace(body, 0)
+	if i >= len(body) || body[i] != '{' {
+		return "", false
+	}
+	i = skipSpace(body, i+1)
+	if len(body)-i <= len(key) || string(body[i:i+len(key)]) != key {
+		return "", false
+	}
+	i = skipSpace(body, i+len(key))
+	if i >= len(body) || body[i] != ':' {
+		return "", false
+	}
+	i = skipSpace(body, i+1)
+	end, plain := plainString(body, i)
+	if !plain {
+		return "", false
+	}
+	j := skipSpace(body, end)
+	if j >= len(body) || body[j] != '}' || skipSpace(body, j+1) != len(body) {
+		return "", false
+	}
+	return string(body[i+1 : end-1]), true
 }
 
 // plainString returns the index after the JSON string starting at i, and
