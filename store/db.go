@@ -49,6 +49,10 @@ type Options struct {
 	OnCommit func(writes int, took time.Duration)
 	// OpenTimeout bounds the wait for the file lock; 0 means 1s.
 	OpenTimeout time.Duration
+	// TrimInterval is how often the file pages that reads have mapped are
+	// let go (resident.go says why); 0 means DefaultTrimInterval, and a
+	// negative interval never.
+	TrimInterval time.Duration
 }
 
 // DB is an open asnrelay database.
@@ -63,6 +67,8 @@ type DB struct {
 	// writes are all the others.
 	appends, writes chan *write
 	done            chan struct{} // closed when the writer has exited
+	stopTrim        chan struct{} // closed by Close to stop the trimmer
+	trimDone        chan struct{} // closed when the trimmer has exited
 
 	// The writer's own buffers, reused from one commit to the next: the
 	// appends of a commit and the batch value they make.
@@ -109,6 +115,9 @@ func Open(path string, opts Options) (*DB, error) {
 	if opts.OpenTimeout <= 0 {
 		opts.OpenTimeout = time.Second
 	}
+	if opts.TrimInterval == 0 {
+		opts.TrimInterval = DefaultTrimInterval
+	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
@@ -132,8 +141,14 @@ func Open(path string, opts Options) (*DB, error) {
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
 	db := &DB{bolt: b, path: path, opts: opts, done: make(chan struct{}),
+		stopTrim: make(chan struct{}), trimDone: make(chan struct{}),
 		appends: make(chan *write, opts.MaxBatch), writes: make(chan *write, opts.MaxBatch)}
 	go db.writer()
+	if opts.TrimInterval > 0 {
+		go db.trimmer(opts.TrimInterval, db.stopTrim, db.trimDone)
+	} else {
+		close(db.trimDone)
+	}
 	return db, nil
 }
 
@@ -179,8 +194,10 @@ func (db *DB) Close() error {
 	db.closed = true
 	close(db.appends)
 	close(db.writes)
+	close(db.stopTrim)
 	db.mu.Unlock()
 	<-db.done
+	<-db.trimDone
 	return db.bolt.Close()
 }
 
