@@ -67,6 +67,7 @@ type options struct {
 	scalePend  int
 	scaleDir   string
 	scaleProcs int
+	relayEnv   []string
 	perf       bool
 }
 
@@ -101,6 +102,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.scaleDir, "scale-dir", "", "keep the -scale store here and reuse it in later runs (it is big: about 8 KiB per notification)")
 	fs.IntVar(&o.scaleProcs, "scale-gomaxprocs", 1, "GOMAXPROCS of the relay in -scale")
 	fs.BoolVar(&o.set.Unverifiable, "unverifiable", false, "send bodies without a valid signature: the relay acknowledges and stores them but verifies nothing and forwards nothing (what relay's BenchmarkIngest measures)")
+	var relayEnv string
+	fs.StringVar(&relayEnv, "relay-env", "", "comma-separated KEY=VALUE settings for every asnrelay server's environment, e.g. GODEBUG=gctrace=1 or GOGC=800 (the report's command line records them)")
 	fs.BoolVar(&o.perf, "perf", false, "record asnrelay with perf during the closed loop (not its drain) and at 1 000/s (with its drain), and report where its CPU went")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -123,6 +126,14 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 			return nil, fmt.Errorf("-rates: bad rate %q", f)
 		}
 		o.set.OpenRates = append(o.set.OpenRates, r)
+	}
+	for _, kv := range strings.Split(relayEnv, ",") {
+		if kv = strings.TrimSpace(kv); kv != "" {
+			if !strings.Contains(kv, "=") {
+				return nil, fmt.Errorf("-relay-env: %q is not KEY=VALUE", kv)
+			}
+			o.relayEnv = append(o.relayEnv, kv)
+		}
 	}
 	return o, nil
 }
@@ -166,7 +177,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if out, err := exec.Command("git", "-C", root, "describe", "--always", "--dirty").Output(); err == nil {
 		rep.Revision = strings.TrimSpace(string(out))
 	}
-	tools := &Tools{Root: root, WorkDir: work}
+	tools := &Tools{Root: root, WorkDir: work, RelayEnv: o.relayEnv}
 	logf("building asnrelay, the no-op server and the naive store")
 	if err = tools.buildBinaries(ctx); err != nil {
 		return err

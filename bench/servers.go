@@ -66,8 +66,9 @@ type Tools struct {
 	Naive      string // bench/naive binary
 	ExpressDir string // bench/express with node_modules, "" when unavailable
 	Node       string
-	Taskset    string // "" when not installed: run unpinned
-	WorkDir    string // temporary files: configs, data, logs
+	Taskset    string   // "" when not installed: run unpinned
+	WorkDir    string   // temporary files: configs, data, logs
+	RelayEnv   []string // KEY=VALUE settings added to asnrelay's environment
 }
 
 // moduleRoot is the directory of the go.mod the go command sees.
@@ -196,6 +197,7 @@ func (t *Tools) startServer(ctx context.Context, spec ServerSpec, to target, dat
 			return nil, err
 		}
 		argv = []string{t.Relay, "serve", "--config", cfg}
+		env = append(env, t.RelayEnv...)
 	case kindExpress:
 		_, port, _ := net.SplitHostPort(addr)
 		argv = []string{t.Node, "server.js"}

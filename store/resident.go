@@ -10,7 +10,7 @@ import (
 // have mapped, and trimAbove the file size under which it does not bother:
 // a small file fits in memory whole.
 const (
-	DefaultTrimInterval = time.Second
+	DefaultTrimInterval = 250 * time.Millisecond
 	trimAbove           = 64 << 20
 )
 
