@@ -95,7 +95,7 @@ func createDelivery(tx *bolt.Tx, nd NewDelivery, now time.Time) (Delivery, error
 	if err := pending.Put(u64(id), nil); err != nil {
 		return Delivery{}, err
 	}
-	return d, tx.Bucket(bucketNotifDelivery).Put(notifDeliveryKey(nd.Seq, id), nil)
+	return d, growing(tx, bucketNotifDelivery).Put(notifDeliveryKey(nd.Seq, id), nil)
 }
 
 func putDelivery(tx *bolt.Tx, d Delivery) error {
@@ -103,7 +103,7 @@ func putDelivery(tx *bolt.Tx, d Delivery) error {
 	if err != nil {
 		return err
 	}
-	return tx.Bucket(bucketDeliveries).Put(u64(d.ID), v)
+	return growing(tx, bucketDeliveries).Put(u64(d.ID), v)
 }
 
 func getDelivery(tx *bolt.Tx, id uint64) (Delivery, error) {
@@ -210,7 +210,7 @@ func (db *DB) RecordAttempt(id uint64, a Attempt, next Next) (Delivery, error) {
 		if err != nil {
 			return err
 		}
-		if err := tx.Bucket(bucketAttempts).Put(attemptKey(id, a.N), av); err != nil {
+		if err := growing(tx, bucketAttempts).Put(attemptKey(id, a.N), av); err != nil {
 			return err
 		}
 		d.LastStatus, d.LastError = a.Status, a.Error

@@ -3,6 +3,8 @@ package store
 import (
 	"encoding/binary"
 	"time"
+
+	bolt "go.etcd.io/bbolt"
 )
 
 var (
@@ -35,6 +37,20 @@ var topBuckets = [][]byte{
 	bucketMeta, bucketLog, bucketBodies, bucketNotifications, bucketInbox, bucketUUIDs,
 	bucketDecoded, bucketDeliveries, bucketDue, bucketPending, bucketDead, bucketAttempts,
 	bucketNotifDelivery, bucketConsumption, bucketConsumptionDue, bucketRefunds, bucketRefundsByTime,
+}
+
+// growing returns the top-level bucket name of tx for writing at the end of
+// its key order, as every bucket keyed by sequence number is written. bbolt
+// splits a page at its bucket's FillPercent, by default half-full; for keys
+// that only grow, that leaves every page behind the last one half empty, and
+// the last one, which each commit rebuilds in memory from its page, holds
+// 50–100 % of a page's entries. Filling pages whole halves the pages behind
+// and keeps the last one at 0–100 %: a third fewer entries to rebuild on
+// average, and less to collect afterwards.
+func growing(tx *bolt.Tx, name []byte) *bolt.Bucket {
+	b := tx.Bucket(name)
+	b.FillPercent = 1
+	return b
 }
 
 func u64(v uint64) []byte {

@@ -128,7 +128,7 @@ func appendBatch(tx *bolt.Tx, buf []byte, ins []*Incoming) (uint64, []byte, erro
 	if err := records.SetSequence(first + uint64(len(ins)) - 1); err != nil {
 		return 0, buf, err
 	}
-	b, err := tx.Bucket(bucketLog).CreateBucket(u64(first))
+	b, err := growing(tx, bucketLog).CreateBucket(u64(first))
 	if err != nil {
 		return 0, buf, err
 	}

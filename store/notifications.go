@@ -266,7 +266,7 @@ func processOne(tx *bolt.Tx, o Outcome, now time.Time) (Processed, error) {
 		}
 	}
 	if o.Decoded != nil && n.State != StateDuplicate {
-		if err := tx.Bucket(bucketDecoded).Put(key, o.Decoded); err != nil {
+		if err := growing(tx, bucketDecoded).Put(key, o.Decoded); err != nil {
 			return Processed{}, err
 		}
 	}
@@ -274,7 +274,7 @@ func processOne(tx *bolt.Tx, o Outcome, now time.Time) (Processed, error) {
 	if err != nil {
 		return Processed{}, err
 	}
-	if err := tx.Bucket(bucketNotifications).Put(key, meta); err != nil {
+	if err := growing(tx, bucketNotifications).Put(key, meta); err != nil {
 		return Processed{}, err
 	}
 	if err := tx.Bucket(bucketInbox).Delete(key); err != nil {
