@@ -91,6 +91,18 @@
 // SweepKeys keys, through the writer like every other write. bbolt reuses
 // freed pages but never shrinks the file; Compact (daemon stopped) does.
 //
+// # Memory
+//
+// bbolt reads through a shared, read-only memory map of the whole file, so
+// every page a read touches stays resident in the process until the kernel
+// wants the memory back: with a large file, resident memory would grow by
+// every body processed or delivered. Every DefaultTrimInterval the DB tells
+// the kernel it no longer needs the mapped pages of a file over 64 MiB
+// (madvise MADV_DONTNEED, Linux only). The pages stay in the page cache and
+// the next read maps them again. Buckets keyed by growing sequence numbers
+// fill their pages before splitting (bbolt's FillPercent 1), so that the last
+// page, which each commit rebuilds in memory, holds fewer entries.
+//
 // # Caveats
 //
 // bbolt allows one process per file: the daemon holds the file lock, and every

@@ -113,3 +113,52 @@ func TestTrimLeavesSmallFilesAlone(t *testing.T) {
 		t.Errorf("a file under %d bytes was trimmed: %d resident bytes before, %d after", trimAbove, before, after)
 	}
 }
+
+// While the file grows (and bbolt remaps it), trims running all the time
+// must not change a byte that readers see.
+func TestTrimWhileTheFileGrowsAndIsRead(t *testing.T) {
+	now := t0
+	db := openTest(t, &now)
+	stop := make(chan struct{})
+	trims := make(chan int)
+	go func() {
+		n := 0
+		defer func() { trims <- n }()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if err := db.trim(0); err != nil {
+				t.Errorf("trim: %v", err)
+				return
+			}
+			n++
+		}
+	}()
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 64 {
+				body := bytes.Repeat([]byte{byte('a' + (w*64+i)%26)}, 8<<10+w*64+i)
+				seq, err := db.Append(Incoming{App: "myapp", Body: body, ReceivedAt: now})
+				if err != nil {
+					t.Errorf("append: %v", err)
+					return
+				}
+				if got, err := db.Body(seq); err != nil || !bytes.Equal(got, body) {
+					t.Errorf("body %d read back wrong during trims (%d bytes, %v)", seq, len(got), err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(stop)
+	if n := <-trims; n == 0 {
+		t.Fatal("no trim ran while the bodies were written")
+	}
+}
