@@ -97,22 +97,24 @@ func (b batch) last() uint64 { return b.first + uint64(b.count) - 1 }
 
 // entry decodes entry i.
 func (b batch) entry(i int) (logEntry, error) {
-	bad := fmt.Errorf("batch %d entry %d: %w", b.first, i, errBadBatch)
+	bad := func() (logEntry, error) {
+		return logEntry{}, fmt.Errorf("batch %d entry %d: %w", b.first, i, errBadBatch)
+	}
 	off := binary.BigEndian.Uint32(b.value[5+4*i:])
 	if off < uint32(5+4*b.count) || uint64(off) >= uint64(len(b.value)) {
-		return logEntry{}, bad
+		return bad()
 	}
 	p := b.value[off:]
 	at, n := binary.Varint(p)
 	if n <= 0 {
-		return logEntry{}, bad
+		return bad()
 	}
 	p = p[n:]
 	var fields [4][]byte
 	for f := range fields {
 		size, n := binary.Uvarint(p)
 		if n <= 0 || size > uint64(len(p)-n) {
-			return logEntry{}, bad
+			return bad()
 		}
 		fields[f], p = p[n:n+int(size)], p[n+int(size):]
 	}
