@@ -145,7 +145,7 @@ func Open(path string, opts Options) (*DB, error) {
 		appends: make(chan *write, opts.MaxBatch), writes: make(chan *write, opts.MaxBatch)}
 	go db.writer()
 	if opts.TrimInterval > 0 {
-		go db.trimmer(opts.TrimInterval, db.stopTrim, db.trimDone)
+		go db.trimmer(opts.TrimInterval)
 	} else {
 		close(db.trimDone)
 	}

@@ -14,10 +14,10 @@ const (
 	trimAbove           = 64 << 20
 )
 
-// trimmer lets go of the mapped file pages every interval until stop is
-// closed. bbolt reads through a shared read-only mapping of the whole file,
-// so every page a read touches stays resident in the process until the
-// kernel needs the memory: the bodies processed and delivered, and the pages
+// trimmer lets go of the mapped file pages every interval until Close.
+// bbolt reads through a shared read-only mapping of the whole file, so every
+// page a read touches stays resident in the process until the kernel needs
+// the memory: the bodies processed and delivered, and the pages
 // each commit writes to new places (copy on write), which the next
 // transaction reads. With a large store, resident memory grew by about
 // 9 KiB per notification at 1 000 req/s and by up to 200 MiB a second while
@@ -28,13 +28,13 @@ const (
 // commit reads again, so trimming more often costs the ack tail: every 100 ms
 // the backlog of a flood peaked at 72–77 MiB instead of 93–104, but ack p99
 // at 1 000 req/s was 7.5, 8.5 and 3.9 ms against 4.3, 6.8 and 4.6 at 250 ms.
-func (db *DB) trimmer(interval time.Duration, stop <-chan struct{}, done chan<- struct{}) {
-	defer close(done)
+func (db *DB) trimmer(interval time.Duration) {
+	defer close(db.trimDone)
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
 		select {
-		case <-stop:
+		case <-db.stopTrim:
 			return
 		case <-t.C:
 			// A failed trim costs only memory, and the next tick tries again.
