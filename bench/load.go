@@ -140,6 +140,7 @@ type LoadWindow struct {
 	WCharKiBPerOK  float64 `json:"write_syscalls_kib_per_ok"` // to files and sockets
 	CommitsPerOK   float64 `json:"commits_per_ok,omitempty"`
 	ForwardedPerOK float64 `json:"forwarded_per_ok,omitempty"` // what reached the sink during the load, per 200
+	ProcessedPerOK float64 `json:"processed_per_ok,omitempty"` // what the relay verified and routed during the load, per 200
 }
 
 // loadCPU is the server's CPU while the load ran, or over the whole phase

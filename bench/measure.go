@@ -199,8 +199,8 @@ func (s *session) phase(ctx context.Context, name string, src *counter, run func
 		b.logf("  %-10s 200s in each second: %v", "", r.Timeline)
 	}
 	if l := r.Load; l != nil {
-		b.logf("  %-10s during the load: CPU server %.0f%%  disk %.0f KiB/req  write() %.0f KiB/req  commits %.2f/req  forwarded %.2f/req",
-			"", l.CPUPercent, l.WriteKiBPerOK, l.WCharKiBPerOK, l.CommitsPerOK, l.ForwardedPerOK)
+		b.logf("  %-10s during the load: CPU server %.0f%%  disk %.0f KiB/req  write() %.0f KiB/req  commits %.2f/req  processed %.2f/req  forwarded %.2f/req",
+			"", l.CPUPercent, l.WriteKiBPerOK, l.WCharKiBPerOK, l.CommitsPerOK, l.ProcessedPerOK, l.ForwardedPerOK)
 	}
 	return r
 }
@@ -217,10 +217,16 @@ func (s *session) loadWindow(r LoadResult, start time.Time, before ProcStat, met
 		WriteKiBPerOK: float64(now.WriteBytes-before.WriteBytes) / 1024 / float64(r.OK),
 		WCharKiBPerOK: float64(now.WChar-before.WChar) / 1024 / float64(r.OK),
 	}
+	metricsNow := s.p.metrics()
 	c0, ok0 := commitCount(metricsBefore)
-	c1, ok1 := commitCount(s.p.metrics())
+	c1, ok1 := commitCount(metricsNow)
 	if ok0 && ok1 {
 		l.CommitsPerOK = (c1 - c0) / float64(r.OK)
+	}
+	p0, ok0 := processedCount(metricsBefore)
+	p1, ok1 := processedCount(metricsNow)
+	if ok0 && ok1 {
+		l.ProcessedPerOK = (p1 - p0) / float64(r.OK)
 	}
 	if s.forwards {
 		l.ForwardedPerOK = float64(s.b.sink.Received()-sinkBefore) / float64(r.OK)

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 )
@@ -165,14 +166,34 @@ func (p *Proc) metrics() []byte {
 // (one per commit) from the relay's /metrics text; false when it is not
 // there (other servers).
 func commitCount(metrics []byte) (float64, bool) {
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	families, err := parser.TextToMetricFamilies(bytes.NewReader(metrics))
-	if err != nil {
-		return 0, false
-	}
-	f := families["asnrelay_store_commit_duration_seconds"]
+	f := metricFamily(metrics, "asnrelay_store_commit_duration_seconds")
 	if f == nil || len(f.GetMetric()) == 0 {
 		return 0, false
 	}
 	return float64(f.GetMetric()[0].GetHistogram().GetSampleCount()), true
+}
+
+// processedCount sums asnrelay_notifications_total over its labels: the
+// notifications the relay has processed (verified or not, duplicates too).
+func processedCount(metrics []byte) (float64, bool) {
+	f := metricFamily(metrics, "asnrelay_notifications_total")
+	if f == nil {
+		return 0, false
+	}
+	sum := 0.0
+	for _, m := range f.GetMetric() {
+		sum += m.GetCounter().GetValue()
+	}
+	return sum, true
+}
+
+// metricFamily parses the /metrics text and returns the family name, nil
+// when it is not there.
+func metricFamily(metrics []byte, name string) *dto.MetricFamily {
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(bytes.NewReader(metrics))
+	if err != nil {
+		return nil
+	}
+	return families[name]
 }
