@@ -87,10 +87,11 @@ func (r *Relay) ingest(w http.ResponseWriter, req *http.Request, app string) (in
 	if err := checkShape(body); err != nil {
 		return http.StatusBadRequest, err.Error()
 	}
-	_, err := r.db.Append(store.Incoming{
-		App: app, Body: body, RemoteAddr: remote.String(),
-		ContentType: req.Header.Get("Content-Type"), ReceivedAt: r.now(),
-	})
+	in := store.Incoming{App: app, Body: body, RemoteAddr: remote.String(),
+		ContentType: req.Header.Get("Content-Type"), ReceivedAt: r.now()}
+	r.gate.storing()
+	_, err := r.db.Append(in)
+	r.gate.stored()
 	if err != nil {
 		r.log.Error().Err(err).Str("app", app).Msg("store body; answering 503 so Apple retries")
 		return http.StatusServiceUnavailable, "store unavailable, retry later"

@@ -102,7 +102,7 @@ func New(cfg *config.Config, log zerolog.Logger, opts Options) (*Relay, error) {
 	for i, t := range cfg.Targets {
 		targets[i] = t.Name
 	}
-	r.metrics = newMetrics(func() *store.DB { return r.db }, targets, opts.Now, r.gate.inflight.Load)
+	r.metrics = newMetrics(func() *store.DB { return r.db }, targets, opts.Now, r.gate.inFlight)
 	r.appleClients, err = newAppleClients(cfg, log, apple.ClientOptions{
 		Verifier: r.verifier, Now: opts.Now, HTTPClient: opts.HTTPClient,
 		UserAgent: "asnrelay/" + opts.Version, OnAttempt: r.metrics.observeAppleAttempt,

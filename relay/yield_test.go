@@ -112,3 +112,75 @@ func TestIngestGatePausesStepsWhileIngestIsActive(t *testing.T) {
 		t.Fatal("a cancelled context did not end the pause")
 	}
 }
+
+func TestIngestGateIsQuietWhileAFewRequestsOnlyWaitForTheirCommit(t *testing.T) {
+	g := newIngestGate()
+	g.maxWait = time.Hour
+	g.pause = 0
+
+	// One request being read or answered shuts the gate.
+	g.enter()
+	if quietState(g.state.Load()) {
+		t.Fatal("quiet with a request using the CPU")
+	}
+	// Once it waits for its commit, background work may run: a waiter
+	// blocked before the request went to the disk is let go.
+	returned := make(chan struct{})
+	go func() { g.wait(t.Context()); close(returned) }()
+	select {
+	case <-returned:
+		t.Fatal("wait returned while the request was being read")
+	case <-time.After(50 * time.Millisecond):
+	}
+	g.storing()
+	select {
+	case <-returned:
+	case <-time.After(10 * time.Second):
+		t.Fatal("wait did not return once the only request waited for its commit")
+	}
+	if n := g.inFlight(); n != 1 {
+		t.Fatalf("in flight: %d, want 1 (waiting for a commit still counts)", n)
+	}
+
+	// A second request being read shuts it again, storing or not.
+	g.enter()
+	if quietState(g.state.Load()) {
+		t.Fatal("quiet with one request storing and one being read")
+	}
+	// The first returns from its commit and is answered: still shut.
+	g.stored()
+	if quietState(g.state.Load()) {
+		t.Fatal("quiet with two requests using the CPU")
+	}
+	g.leave()
+	g.leave()
+	if !quietState(g.state.Load()) || g.inFlight() != 0 {
+		t.Fatalf("state %#x after every request left, want quiet and none in flight", g.state.Load())
+	}
+}
+
+func TestIngestGateStaysShutWhenManyRequestsWaitForACommit(t *testing.T) {
+	g := newIngestGate()
+	for range fewStoring {
+		g.enter()
+		g.storing()
+	}
+	if !quietState(g.state.Load()) {
+		t.Fatalf("%d requests all waiting for their commit: want quiet", fewStoring)
+	}
+	// One more is a flood: its successors arrive as soon as the commit
+	// returns, so acknowledgements keep the core.
+	g.enter()
+	g.storing()
+	if quietState(g.state.Load()) {
+		t.Fatalf("%d requests waiting for their commit: want shut", fewStoring+1)
+	}
+	if n := g.inFlight(); n != fewStoring+1 {
+		t.Fatalf("in flight: %d, want %d", n, fewStoring+1)
+	}
+	g.stored()
+	g.leave()
+	if !quietState(g.state.Load()) {
+		t.Fatal("back to a few waiting for their commit: want quiet")
+	}
+}
