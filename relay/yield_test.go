@@ -16,17 +16,9 @@ func TestIngestGateWaitsForQuiet(t *testing.T) {
 	returned := make(chan struct{})
 	go func() { g.wait(t.Context()); close(returned) }()
 	g.leave()
-	select {
-	case <-returned:
-		t.Fatal("wait returned with a request still in flight")
-	case <-time.After(50 * time.Millisecond):
-	}
+	stillWaiting(t, returned, "wait returned with a request still in flight")
 	g.leave()
-	select {
-	case <-returned:
-	case <-time.After(10 * time.Second):
-		t.Fatal("wait did not return once ingest went quiet")
-	}
+	waitReturned(t, returned, "wait did not return once ingest went quiet")
 
 	// A token left from an earlier quiet moment does not end a later wait.
 	g.enter()
@@ -34,11 +26,7 @@ func TestIngestGateWaitsForQuiet(t *testing.T) {
 	g.enter()
 	returned = make(chan struct{})
 	go func() { g.wait(t.Context()); close(returned) }()
-	select {
-	case <-returned:
-		t.Fatal("a stale quiet signal ended the wait")
-	case <-time.After(50 * time.Millisecond):
-	}
+	stillWaiting(t, returned, "a stale quiet signal ended the wait")
 	g.leave()
 	<-returned
 }
@@ -49,11 +37,7 @@ func TestIngestGateBoundsTheWait(t *testing.T) {
 	start := time.Now()
 	done := make(chan struct{})
 	go func() { g.wait(t.Context()); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		t.Fatal("background work starved: wait did not give up")
-	}
+	waitReturned(t, done, "background work starved: wait did not give up")
 	if took := time.Since(start); took < g.maxWait {
 		t.Fatalf("wait gave up after %s, before maxWait (%s)", took, g.maxWait)
 	}
@@ -89,28 +73,17 @@ func TestIngestGatePausesStepsWhileIngestIsActive(t *testing.T) {
 
 	returned := make(chan struct{})
 	go func() { g.wait(t.Context()); close(returned) }()
-	select {
-	case <-returned: // never saw a request: idle, no pause
-	case <-time.After(10 * time.Second):
-		t.Fatal("an idle gate paused a background step")
-	}
+	// The gate never saw a request: idle, so no pause.
+	waitReturned(t, returned, "an idle gate paused a background step")
 
 	g.enter()
 	g.leave() // nothing in flight, but a request just left: active
 	ctx, cancel := context.WithCancel(t.Context())
 	returned = make(chan struct{})
 	go func() { g.wait(ctx); close(returned) }()
-	select {
-	case <-returned:
-		t.Fatal("a background step did not pause while ingest was active")
-	case <-time.After(50 * time.Millisecond):
-	}
+	stillWaiting(t, returned, "a background step did not pause while ingest was active")
 	cancel()
-	select {
-	case <-returned:
-	case <-time.After(10 * time.Second):
-		t.Fatal("a cancelled context did not end the pause")
-	}
+	waitReturned(t, returned, "a cancelled context did not end the pause")
 }
 
 func TestIngestGateIsQuietWhileAFewRequestsOnlyWaitForTheirCommit(t *testing.T) {
@@ -127,17 +100,9 @@ func TestIngestGateIsQuietWhileAFewRequestsOnlyWaitForTheirCommit(t *testing.T) 
 	// blocked before the request went to the disk is let go.
 	returned := make(chan struct{})
 	go func() { g.wait(t.Context()); close(returned) }()
-	select {
-	case <-returned:
-		t.Fatal("wait returned while the request was being read")
-	case <-time.After(50 * time.Millisecond):
-	}
+	stillWaiting(t, returned, "wait returned while the request was being read")
 	g.storing()
-	select {
-	case <-returned:
-	case <-time.After(10 * time.Second):
-		t.Fatal("wait did not return once the only request waited for its commit")
-	}
+	waitReturned(t, returned, "wait did not return once the only request waited for its commit")
 	if n := g.inFlight(); n != 1 {
 		t.Fatalf("in flight: %d, want 1 (waiting for a commit still counts)", n)
 	}
@@ -182,5 +147,26 @@ func TestIngestGateStaysShutWhenManyRequestsWaitForACommit(t *testing.T) {
 	g.leave()
 	if !quietState(g.state.Load()) {
 		t.Fatal("back to a few waiting for their commit: want quiet")
+	}
+}
+
+// stillWaiting fails with msg if returned is closed within 50 ms: long
+// enough for a wait that was about to end to end.
+func stillWaiting(t *testing.T, returned <-chan struct{}, msg string) {
+	t.Helper()
+	select {
+	case <-returned:
+		t.Fatal(msg)
+	case <-time.After(50 * time.Millisecond):
+	}
+}
+
+// waitReturned fails with msg unless returned is closed within 10 s.
+func waitReturned(t *testing.T, returned <-chan struct{}, msg string) {
+	t.Helper()
+	select {
+	case <-returned:
+	case <-time.After(10 * time.Second):
+		t.Fatal(msg)
 	}
 }
