@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -73,49 +74,78 @@ func skipSpace(b []byte, i int) int {
 	return i
 }
 
-// skipString returns the index after the JSON string starting at i. It
-// steps over eight plain bytes at a time: a notification is mostly one long
-// base64url string, and this is the ingest path's only pass over it.
+// skipString returns the index after the JSON string starting at i. A
+// notification is mostly one long base64url string, and this is the ingest
+// path's only pass over it: bytes.IndexByte finds the closing quote and any
+// backslash before it with vector instructions, and control characters are
+// looked for a word at a time. Each byte is searched a bounded number of
+// times, however many escapes the string holds.
 func skipString(b []byte, i int) (int, bool) {
 	if i >= len(b) || b[i] != '"' {
 		return i, false
 	}
 	i++
+	quote := -1 // the first '"' at or after i (len(b) for none), found again once i passes it
 	for {
-		for i+8 <= len(b) && !hasStringSpecial(binary.LittleEndian.Uint64(b[i:])) {
-			i += 8
+		if quote < i {
+			quote = len(b)
+			if q := bytes.IndexByte(b[i:], '"'); q >= 0 {
+				quote = i + q
+			}
 		}
-		if i >= len(b) {
-			return i, false
+		end := quote
+		if k := bytes.IndexByte(b[i:end], '\\'); k >= 0 {
+			end = i + k
 		}
-		switch c := b[i]; {
-		case c == '\\':
-			i += 2
-		case c == '"':
-			return i + 1, true
-		case c < 0x20:
-			return i, false
-		default:
-			i++
+		if c := indexControl(b[i:end]); c >= 0 {
+			return i + c, false
+		}
+		switch {
+		case end == len(b):
+			return end, false
+		case end == quote:
+			return end + 1, true
+		}
+		i = end + 2 // a backslash and the byte it escapes
+		if i > len(b) {
+			return len(b), false
 		}
 	}
 }
 
-// Bytes repeated across a word, for hasStringSpecial.
+// indexControl returns the index of the first control character in s (a
+// byte below 0x20, which a JSON string may not hold), or -1.
+func indexControl(s []byte) int {
+	i := 0
+	for ; i+32 <= len(s); i += 32 {
+		w := s[i : i+32 : i+32]
+		a, b := binary.LittleEndian.Uint64(w), binary.LittleEndian.Uint64(w[8:])
+		c, d := binary.LittleEndian.Uint64(w[16:]), binary.LittleEndian.Uint64(w[24:])
+		if (below20(a)|below20(b)|below20(c)|below20(d))&highs != 0 {
+			break
+		}
+	}
+	for ; i+8 <= len(s) && below20(binary.LittleEndian.Uint64(s[i:]))&highs == 0; i += 8 {
+	}
+	for ; i < len(s); i++ {
+		if s[i] < 0x20 {
+			return i
+		}
+	}
+	return -1
+}
+
+// Bytes repeated across a word, for below20.
 const (
 	ones  = 0x0101010101010101
 	highs = 0x8080808080808080
 )
 
-// hasStringSpecial reports whether any of the eight bytes in x ends or
-// escapes a JSON string, or may not appear in one: '"', '\\' or a control
-// character. A byte is below n when (byte - n) borrows into its high bit
-// while the byte's own high bit is clear; a byte equals c when x^c has it
-// zero, that is below 1.
-func hasStringSpecial(x uint64) bool {
-	quote, backslash := x^(ones*'"'), x^(ones*'\\')
-	return ((quote-ones)&^quote|(backslash-ones)&^backslash|(x-ones*0x20)&^x)&highs != 0
-}
+// below20 sets the high bit of each byte of x that is below 0x20 (and may
+// set others' only where one is; masked with highs, it is non-zero exactly
+// when a byte is below 0x20): a byte is below n when (byte - n) borrows
+// into its high bit while the byte's own high bit is clear.
+func below20(x uint64) uint64 { return (x - ones*0x20) &^ x }
 
 // skipValue returns the index after the JSON value starting at i. Objects and
 // arrays are skipped by counting brackets outside strings.

@@ -180,3 +180,16 @@ func FuzzSignedPayloadOf(f *testing.F) {
 		}
 	})
 }
+
+// A string of escapes, or of quotes escaped one after another, is searched
+// in linear time: were the closing quote looked for again after every
+// escape, these 8 MiB bodies would take hours, not milliseconds.
+func TestSkipStringManyEscapesIsLinear(t *testing.T) {
+	for _, esc := range []string{`\\`, `\"`, `\n`} {
+		b := []byte(`"` + strings.Repeat(esc, 4<<20) + `"` + strings.Repeat("x", 64))
+		end, ok := skipString(b, 0)
+		if !ok || end != len(b)-64 {
+			t.Fatalf("%q × 4 Mi: skipString = %d, %v; want %d, true", esc, end, ok, len(b)-64)
+		}
+	}
+}
