@@ -109,3 +109,24 @@ func sumInts(v []int) int {
 	}
 	return n
 }
+
+func TestFreshDirNeverReusesAServersDirectory(t *testing.T) {
+	base := filepath.Join(t.TempDir(), "asnrelay-GOMAXPROCS1")
+	seen := map[string]bool{}
+	for range 3 {
+		dir, err := freshDir(base)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if seen[dir] {
+			t.Fatalf("freshDir gave %s twice", dir)
+		}
+		seen[dir] = true
+		if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+			t.Fatalf("freshDir(%s) = %s, not a directory: %v", base, dir, err)
+		}
+	}
+	if !seen[base] || !seen[base+"-2"] || !seen[base+"-3"] {
+		t.Fatalf("freshDir gave %v, want %s, then -2 and -3", seen, base)
+	}
+}

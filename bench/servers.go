@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/http"
 	"os"
@@ -173,8 +174,8 @@ func (t *Tools) startServer(ctx context.Context, spec ServerSpec, to target, dat
 	if spec.GOMAXPROCS > 0 {
 		env = append(env, "GOMAXPROCS="+strconv.Itoa(spec.GOMAXPROCS))
 	}
-	dir := filepath.Join(t.WorkDir, strings.NewReplacer(" ", "-", "=", "", "(", "", ")", "").Replace(spec.Name))
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	dir, err := freshDir(filepath.Join(t.WorkDir, strings.NewReplacer(" ", "-", "/", "-", "=", "", "(", "", ")", "").Replace(spec.Name)))
+	if err != nil {
 		return nil, err
 	}
 	p := &Proc{Name: spec.Name, Addr: addr, Dir: dir, LogPath: filepath.Join(dir, "server.log")}
@@ -293,4 +294,19 @@ targets:
   - name: %s
     url: %q
 `, listen, dataDir, admin, rootPEM, benchApp, benchBundle, benchEnv, to.name, to.url)
+}
+
+// freshDir creates the directory base, or base-2, base-3 and so on when a
+// server of the same name already ran in this work directory: with -keep
+// its store is still there, and a relay started on it would take every body
+// for a duplicate.
+func freshDir(base string) (string, error) {
+	dir := base
+	for n := 2; ; n++ {
+		err := os.Mkdir(dir, 0o755)
+		if !errors.Is(err, fs.ErrExist) {
+			return dir, err
+		}
+		dir = fmt.Sprintf("%s-%d", base, n)
+	}
 }
