@@ -175,14 +175,17 @@ func commitCount(metrics []byte) (float64, bool) {
 
 // processedCount sums asnrelay_notifications_total over its labels: the
 // notifications the relay has processed (verified or not, duplicates too).
+// A relay that has processed none yet does not list it. False when metrics
+// is not a relay's.
 func processedCount(metrics []byte) (float64, bool) {
-	f := metricFamily(metrics, "asnrelay_notifications_total")
-	if f == nil {
+	if metricFamily(metrics, "asnrelay_store_commit_duration_seconds") == nil {
 		return 0, false
 	}
 	sum := 0.0
-	for _, m := range f.GetMetric() {
-		sum += m.GetCounter().GetValue()
+	if f := metricFamily(metrics, "asnrelay_notifications_total"); f != nil {
+		for _, m := range f.GetMetric() {
+			sum += m.GetCounter().GetValue()
+		}
 	}
 	return sum, true
 }
