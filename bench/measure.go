@@ -184,10 +184,10 @@ func (s *session) phase(ctx context.Context, name string, src *counter, run func
 		r.ServerWriteKiBPerOK = float64(after.WriteBytes-before.WriteBytes) / 1024 / float64(r.OK)
 	}
 	metricsAfter := s.p.metrics()
-	c0, ok0 := commitCount(metricsBefore)
-	c1, ok1 := commitCount(metricsAfter)
+	c0, ok0 := readRelayCounts(metricsBefore)
+	c1, ok1 := readRelayCounts(metricsAfter)
 	if r.OK > 0 && ok0 && ok1 {
-		r.CommitsPerOK = (c1 - c0) / float64(r.OK)
+		r.CommitsPerOK = (c1.commits - c0.commits) / float64(r.OK)
 	}
 	if metricsAfter != nil && b.keep {
 		os.WriteFile(filepath.Join(s.p.Dir, "metrics-after-"+strings.ReplaceAll(name, "/", "")+".txt"), metricsAfter, 0o644)
@@ -217,16 +217,11 @@ func (s *session) loadWindow(r LoadResult, start time.Time, before ProcStat, met
 		WriteKiBPerOK: float64(now.WriteBytes-before.WriteBytes) / 1024 / float64(r.OK),
 		WCharKiBPerOK: float64(now.WChar-before.WChar) / 1024 / float64(r.OK),
 	}
-	metricsNow := s.p.metrics()
-	c0, ok0 := commitCount(metricsBefore)
-	c1, ok1 := commitCount(metricsNow)
+	c0, ok0 := readRelayCounts(metricsBefore)
+	c1, ok1 := readRelayCounts(s.p.metrics())
 	if ok0 && ok1 {
-		l.CommitsPerOK = (c1 - c0) / float64(r.OK)
-	}
-	p0, ok0 := processedCount(metricsBefore)
-	p1, ok1 := processedCount(metricsNow)
-	if ok0 && ok1 {
-		l.ProcessedPerOK = (p1 - p0) / float64(r.OK)
+		l.CommitsPerOK = (c1.commits - c0.commits) / float64(r.OK)
+		l.ProcessedPerOK = (c1.processed - c0.processed) / float64(r.OK)
 	}
 	if s.forwards {
 		l.ForwardedPerOK = float64(s.b.sink.Received()-sinkBefore) / float64(r.OK)

@@ -11,7 +11,6 @@ import (
 	"strings"
 	"time"
 
-	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 )
@@ -162,41 +161,29 @@ func (p *Proc) metrics() []byte {
 	return b
 }
 
-// commitCount reads the sample count of asnrelay_store_commit_duration_seconds
-// (one per commit) from the relay's /metrics text; false when it is not
-// there (other servers).
-func commitCount(metrics []byte) (float64, bool) {
-	f := metricFamily(metrics, "asnrelay_store_commit_duration_seconds")
-	if f == nil || len(f.GetMetric()) == 0 {
-		return 0, false
-	}
-	return float64(f.GetMetric()[0].GetHistogram().GetSampleCount()), true
+// relayCounts are the relay's running totals that the bench turns into
+// figures per request.
+type relayCounts struct {
+	commits   float64 // samples of asnrelay_store_commit_duration_seconds, one per commit
+	processed float64 // asnrelay_notifications_total over its labels: verified or not, duplicates too
 }
 
-// processedCount sums asnrelay_notifications_total over its labels: the
-// notifications the relay has processed (verified or not, duplicates too).
-// A relay that has processed none yet does not list it. False when metrics
-// is not a relay's.
-func processedCount(metrics []byte) (float64, bool) {
-	if metricFamily(metrics, "asnrelay_store_commit_duration_seconds") == nil {
-		return 0, false
-	}
-	sum := 0.0
-	if f := metricFamily(metrics, "asnrelay_notifications_total"); f != nil {
-		for _, m := range f.GetMetric() {
-			sum += m.GetCounter().GetValue()
-		}
-	}
-	return sum, true
-}
-
-// metricFamily parses the /metrics text and returns the family name, nil
-// when it is not there.
-func metricFamily(metrics []byte, name string) *dto.MetricFamily {
+// readRelayCounts parses the relay's /metrics text once; false when it is
+// not a relay's (other servers). A relay that has processed nothing yet
+// does not list asnrelay_notifications_total: that counts as zero.
+func readRelayCounts(metrics []byte) (relayCounts, bool) {
 	parser := expfmt.NewTextParser(model.UTF8Validation)
 	families, err := parser.TextToMetricFamilies(bytes.NewReader(metrics))
 	if err != nil {
-		return nil
+		return relayCounts{}, false
 	}
-	return families[name]
+	commits := families["asnrelay_store_commit_duration_seconds"]
+	if commits == nil || len(commits.GetMetric()) == 0 {
+		return relayCounts{}, false
+	}
+	c := relayCounts{commits: float64(commits.GetMetric()[0].GetHistogram().GetSampleCount())}
+	for _, m := range families["asnrelay_notifications_total"].GetMetric() {
+		c.processed += m.GetCounter().GetValue()
+	}
+	return c, true
 }

@@ -141,10 +141,9 @@ const (
 	highs = 0x8080808080808080
 )
 
-// below20 sets the high bit of each byte of x that is below 0x20 (and may
-// set others' only where one is; masked with highs, it is non-zero exactly
-// when a byte is below 0x20): a byte is below n when (byte - n) borrows
-// into its high bit while the byte's own high bit is clear.
+// below20, masked with highs, is non-zero exactly when some byte of x is
+// below 0x20: subtracting 0x20 from such a byte borrows into its high bit,
+// which was clear.
 func below20(x uint64) uint64 { return (x - ones*0x20) &^ x }
 
 // skipValue returns the index after the JSON value starting at i. Objects and
