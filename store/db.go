@@ -53,6 +53,9 @@ type Options struct {
 	// let go (resident.go says why); 0 means DefaultTrimInterval, and a
 	// negative interval never.
 	TrimInterval time.Duration
+
+	// noPrefill turns prefill off, for benchmarks to compare.
+	noPrefill bool
 }
 
 // DB is an open asnrelay database.
@@ -74,6 +77,11 @@ type DB struct {
 	// appends of a commit and the batch value they make.
 	ins  []*Incoming
 	pack []byte
+
+	// fill is a second handle on the file, for prefill (nil: none), and
+	// filled the offset up to which the writer has written zeros.
+	fill   *os.File
+	filled int64
 }
 
 // maxKeptPack is the largest batch buffer the writer keeps for the next
@@ -143,6 +151,9 @@ func Open(path string, opts Options) (*DB, error) {
 	db := &DB{bolt: b, path: path, opts: opts, done: make(chan struct{}),
 		stopTrim: make(chan struct{}), trimDone: make(chan struct{}),
 		appends: make(chan *write, opts.MaxBatch), writes: make(chan *write, opts.MaxBatch)}
+	if !opts.noPrefill {
+		db.fill = openFill(path)
+	}
 	go db.writer()
 	if opts.TrimInterval > 0 {
 		go db.trimmer(opts.TrimInterval)
@@ -198,6 +209,9 @@ func (db *DB) Close() error {
 	db.mu.Unlock()
 	<-db.done
 	<-db.trimDone
+	if db.fill != nil {
+		db.fill.Close()
+	}
 	return db.bolt.Close()
 }
 
@@ -274,6 +288,9 @@ func (db *DB) writer() {
 			passed++
 		}
 		db.commit(batch)
+		if len(appends) == 0 && len(others) == 0 {
+			db.prefill() // nothing waits: a good time
+		}
 	}
 }
 
