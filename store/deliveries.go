@@ -3,7 +3,9 @@ package store
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -52,7 +54,17 @@ type Delivery struct {
 	// ReplayedBy is the latest delivery created to repeat this one (0 for
 	// none). A replayed dead delivery leaves the dead index but stays dead.
 	ReplayedBy uint64 `json:"replayed_by,omitempty"`
+	// Log holds the latest attempts, at most maxKeptAttempts: Attempts
+	// counts them all. Files written before it hold earlier attempts in
+	// the attempts bucket.
+	Log []Attempt `json:"log,omitempty"`
 }
+
+// maxKeptAttempts bounds the attempts a delivery keeps. A delivery is written
+// again at every attempt, with its log: kept in the record, an attempt costs
+// the commit that records it no page of another bucket, and most deliveries
+// make one.
+const maxKeptAttempts = 20
 
 // Attempt is the record of one HTTP attempt of a delivery.
 type Attempt struct {
@@ -206,12 +218,9 @@ func (db *DB) RecordAttempt(id uint64, a Attempt, next Next) (Delivery, error) {
 		}
 		d.Attempts++
 		a.N = d.Attempts
-		av, err := json.Marshal(a)
-		if err != nil {
-			return err
-		}
-		if err := growing(tx, bucketAttempts).Put(attemptKey(id, a.N), av); err != nil {
-			return err
+		d.Log = append(d.Log, a)
+		if drop := len(d.Log) - maxKeptAttempts; drop > 0 {
+			d.Log = slices.Delete(d.Log, 0, drop)
 		}
 		d.LastStatus, d.LastError = a.Status, a.Error
 		d, err = moveDelivery(tx, d, next, a.At)
@@ -353,7 +362,9 @@ func (db *DB) DeadCount(target string) (int, error) {
 	return n, err
 }
 
-// Attempts returns the recorded attempts of delivery id, in order.
+// Attempts returns the recorded attempts of delivery id, in order: those the
+// attempts bucket holds from before the log was kept in the record, then
+// the record's.
 func (db *DB) Attempts(id uint64) ([]Attempt, error) {
 	var out []Attempt
 	err := db.bolt.View(func(tx *bolt.Tx) error {
@@ -366,7 +377,12 @@ func (db *DB) Attempts(id uint64) ([]Attempt, error) {
 			}
 			out = append(out, a)
 		}
-		return nil
+		d, err := getDelivery(tx, id)
+		if errors.Is(err, ErrNotFound) {
+			return nil
+		}
+		out = append(out, d.Log...)
+		return err
 	})
 	return out, err
 }

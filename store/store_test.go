@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -402,5 +403,66 @@ func TestOtherWritesAreNotStarvedByAppends(t *testing.T) {
 	// maxPassedOver commits, and the one after must take the other write.
 	if n := <-committedIn; n > maxPassedOver+1 {
 		t.Fatalf("the other write committed in commit %d, after %d commits of appends alone (at most %d)", n, n-1, maxPassedOver)
+	}
+}
+
+// TestAttemptsKeepTheLatestInTheRecord checks that a delivery's record keeps
+// its latest maxKeptAttempts attempts while Attempts counts them all, and
+// that attempts in the attempts bucket, where files written before the log
+// kept them, come first.
+func TestAttemptsKeepTheLatestInTheRecord(t *testing.T) {
+	now := t0
+	db := openTest(t, &now)
+	seq, err := db.Append(Incoming{App: "a", Body: []byte(`{}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Process([]Outcome{{Seq: seq, State: StateVerified, Deliveries: []NewDelivery{{Target: "t", App: "a"}}}}); err != nil {
+		t.Fatal(err)
+	}
+	ds, _, _ := db.Due("t", now, 1, nil)
+	if len(ds) != 1 {
+		t.Fatalf("due = %+v", ds)
+	}
+	id := ds[0].ID
+	// An attempt recorded the way an older asnrelay did.
+	older, _ := json.Marshal(Attempt{N: 1, At: now, Status: 502})
+	err = db.update(func(tx *bolt.Tx) error {
+		if err := tx.Bucket(bucketAttempts).Put(attemptKey(id, 1), older); err != nil {
+			return err
+		}
+		d, err := getDelivery(tx, id)
+		d.Attempts = 1
+		return errors.Join(err, putDelivery(tx, d))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	total := maxKeptAttempts + 5
+	for n := 2; n <= total; n++ {
+		next := Next{State: DeliveryPending, At: now}
+		if n == total {
+			next = Next{State: DeliverySucceeded}
+		}
+		if _, err := db.RecordAttempt(id, Attempt{At: now, Status: 500 + n}, next); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d, err := db.Delivery(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Attempts != total || len(d.Log) != maxKeptAttempts || d.Log[0].N != total-maxKeptAttempts+1 || d.Log[maxKeptAttempts-1].N != total {
+		t.Fatalf("attempts %d, log of %d from %d; want %d, %d from %d", d.Attempts, len(d.Log), d.Log[0].N, total, maxKeptAttempts, total-maxKeptAttempts+1)
+	}
+	atts, err := db.Attempts(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(atts) != maxKeptAttempts+1 || atts[0].N != 1 || atts[0].Status != 502 || atts[1].N != total-maxKeptAttempts+1 {
+		t.Errorf("Attempts = %d from %+v", len(atts), atts[:2])
+	}
+	if atts, err := db.Attempts(id + 1); err != nil || len(atts) != 0 {
+		t.Errorf("Attempts of a delivery that does not exist = %v, %v", atts, err)
 	}
 }
