@@ -15,8 +15,11 @@ import (
 // SchemaVersion is the layout this package writes. Opening a file written by a
 // newer version fails with ErrNewerSchema rather than misreading it. Version
 // 2 added the ingest log; a version 1 file is upgraded when opened, its
-// bodies and inbox read where they are.
-const SchemaVersion = 2
+// bodies and inbox read where they are. Version 3 lists a notification's
+// deliveries in its record rather than in notif_deliveries, which is read
+// as well: an older asnrelay would take those notifications for ones
+// without deliveries, and retention could delete them.
+const SchemaVersion = 3
 
 // DefaultMaxBatch bounds how many queued writes share one commit, and
 // DefaultMaxBatchBytes the bodies they append: a flood of large bodies makes
@@ -183,6 +186,8 @@ func initSchema(tx *bolt.Tx) error {
 		return fmt.Errorf("%w: schema %d, this build reads up to %d", ErrNewerSchema, readU64(v), SchemaVersion)
 	case v != nil && readU64(v) == SchemaVersion:
 		return nil
+	case v != nil && readU64(v) == 2:
+		return meta.Put(keySchema, u64(SchemaVersion)) // nothing to move
 	}
 	// New, or version 1: every notification so far has its record, and the
 	// unprocessed ones are in the inbox bucket.

@@ -104,10 +104,26 @@ func createDelivery(tx *bolt.Tx, nd NewDelivery, now time.Time) (Delivery, error
 	if err != nil {
 		return Delivery{}, err
 	}
-	if err := pending.Put(u64(id), nil); err != nil {
-		return Delivery{}, err
+	return d, pending.Put(u64(id), nil)
+}
+
+// linkDelivery adds delivery id to its notification's record. A notification
+// not processed yet has no record: its index entry stands in.
+func linkDelivery(tx *bolt.Tx, seq, id uint64) error {
+	records := tx.Bucket(bucketNotifications)
+	n, found, err := getJSON[Notification](records, u64(seq))
+	if err != nil {
+		return fmt.Errorf("notification %d: %w", seq, err)
 	}
-	return d, growing(tx, bucketNotifDelivery).Put(notifDeliveryKey(nd.Seq, id), nil)
+	if !found {
+		return growing(tx, bucketNotifDelivery).Put(notifDeliveryKey(seq, id), nil)
+	}
+	n.DeliveryIDs = append(n.DeliveryIDs, id)
+	v, err := json.Marshal(n)
+	if err != nil {
+		return err
+	}
+	return records.Put(u64(seq), v)
 }
 
 func putDelivery(tx *bolt.Tx, d Delivery) error {
@@ -141,6 +157,9 @@ func (db *DB) CreateDeliveries(nds []NewDelivery) ([]Delivery, error) {
 			}
 			d, err := createDelivery(tx, nd, now)
 			if err != nil {
+				return err
+			}
+			if err := linkDelivery(tx, nd.Seq, d.ID); err != nil {
 				return err
 			}
 			out = append(out, d)

@@ -6,18 +6,21 @@
 //	                "processed" -> the watermark: the log's entries up to it are processed
 //	log             first seq -> nested bucket: "b" -> one batch, every body one
 //	                commit acknowledged with its metadata (log.go has the layout)
-//	notifications   seq -> Notification (JSON), written when it is processed
+//	notifications   seq -> Notification (JSON), written when it is processed; it
+//	                lists the ids of the notification's deliveries (schema 3)
 //	inbox           seq -> empty; notifications put back by Requeue
 //	bodies          seq -> exact request body, in files written before the log
 //	uuids           notificationUUID -> seq (8 bytes) + verified flag (1 byte)
 //	decoded         seq -> decoded JSON document for `payload: decoded` targets
-//	deliveries      id -> Delivery (JSON)
+//	deliveries      id -> Delivery (JSON), with its latest 20 attempts
 //	due/<target>    nextAttemptAt (unix ns) + id -> empty; pending deliveries in due order
 //	pending/<target> id -> empty; pending deliveries in creation order (oldest first)
 //	dead/<target>   id -> empty; dead deliveries not yet replayed, oldest first
-//	attempts        id + attempt number (uint32) -> Attempt (JSON)
-//	notif_deliveries seq + id -> empty; every delivery of a notification (built
-//	                once from deliveries when a file written without it is opened)
+//	attempts        id + attempt number (uint32) -> Attempt (JSON); read, no longer
+//	                written: attempts recorded before the delivery kept them
+//	notif_deliveries seq + id -> empty; deliveries of a notification that its record
+//	                does not list: those of files written before schema 3, and
+//	                those created before the notification had a record
 //	consumption     transactionId -> ConsumptionJob (JSON): every CONSUMPTION_REQUEST
 //	                of the transaction and what became of its answer
 //	consumption_due sendAt (unix ns) + transactionId -> empty; one key per

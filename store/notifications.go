@@ -51,6 +51,10 @@ type Notification struct {
 	Environment string    `json:"environment,omitempty"`
 	BundleID    string    `json:"bundle_id,omitempty"`
 	ProcessedAt time.Time `json:"processed_at,omitzero"`
+	// DeliveryIDs are the deliveries created for it, oldest first (some
+	// may since have been deleted by retention). Files written before
+	// schema 3 index them in notif_deliveries instead.
+	DeliveryIDs []uint64 `json:"delivery_ids,omitempty"`
 }
 
 // Append stores a body and its metadata durably and queues it for processing.
@@ -270,6 +274,15 @@ func processOne(tx *bolt.Tx, o Outcome, now time.Time) (Processed, error) {
 			return Processed{}, err
 		}
 	}
+	// The deliveries first, so that the record, written once, lists them.
+	for _, d := range deliveries {
+		d.Seq = o.Seq
+		created, err := createDelivery(tx, d, now)
+		if err != nil {
+			return Processed{}, err
+		}
+		n.DeliveryIDs = append(n.DeliveryIDs, created.ID)
+	}
 	meta, err := json.Marshal(n)
 	if err != nil {
 		return Processed{}, err
@@ -282,12 +295,6 @@ func processOne(tx *bolt.Tx, o Outcome, now time.Time) (Processed, error) {
 	}
 	if err := advanceProcessed(tx); err != nil {
 		return Processed{}, err
-	}
-	for _, d := range deliveries {
-		d.Seq = o.Seq
-		if _, err := createDelivery(tx, d, now); err != nil {
-			return Processed{}, err
-		}
 	}
 	if n.State == StateVerified {
 		if err := recordAppleWork(tx, o, now); err != nil {

@@ -3,7 +3,9 @@ package store
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -106,33 +108,28 @@ func (f DeliveryFilter) Match(d Delivery) bool {
 // Deliveries returns up to limit deliveries matching f, newest first,
 // starting below id before (0: from the newest), and the cursor of the next
 // page (0 when there is none). Like Notifications it reads at most MaxScan
-// records. With f.Seq set it reads the notification's index only.
+// records. With f.Seq set it reads only that notification's deliveries.
 func (db *DB) Deliveries(f DeliveryFilter, before uint64, limit int) (out []Delivery, next uint64, err error) {
 	err = db.bolt.View(func(tx *bolt.Tx) error {
 		out, next = out[:0], 0
-		var (
-			c      *bolt.Cursor
-			prefix []byte
-			idOf   = readU64
-		)
 		if f.Seq != 0 {
-			c, prefix = tx.Bucket(bucketNotifDelivery).Cursor(), u64(f.Seq)
-			idOf = func(k []byte) uint64 { return readU64(k[8:]) }
-		} else {
-			c = tx.Bucket(bucketDeliveries).Cursor()
+			var err error
+			out, next, err = notificationPage(tx, f, before, limit)
+			return err
 		}
+		c := tx.Bucket(bucketDeliveries).Cursor()
 		start := before
 		if start == 0 {
 			start = ^uint64(0)
 		}
-		k, _ := c.Seek(append(bytes.Clone(prefix), u64(start)...))
+		k, _ := c.Seek(u64(start))
 		if k == nil {
 			k, _ = c.Last()
 		} else {
 			k, _ = c.Prev()
 		}
-		for scanned := 0; k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Prev() {
-			id := idOf(k)
+		for scanned := 0; k != nil; k, _ = c.Prev() {
+			id := readU64(k)
 			if len(out) == limit || scanned == MaxScan {
 				next = id + 1
 				return nil
@@ -142,7 +139,7 @@ func (db *DB) Deliveries(f DeliveryFilter, before uint64, limit int) (out []Deli
 			if err != nil {
 				return err
 			}
-			if !f.Since.IsZero() && d.CreatedAt.Before(f.Since) && f.Seq == 0 {
+			if !f.Since.IsZero() && d.CreatedAt.Before(f.Since) {
 				return nil // ids follow creation
 			}
 			if f.Match(d) {
@@ -170,17 +167,71 @@ func (db *DB) NotificationDeliveries(seq uint64) ([]Delivery, error) {
 }
 
 func notificationDeliveries(tx *bolt.Tx, seq uint64) ([]Delivery, error) {
+	ids, err := deliveryIDsOf(tx, seq)
+	if err != nil {
+		return nil, err
+	}
 	var out []Delivery
-	prefix := u64(seq)
-	c := tx.Bucket(bucketNotifDelivery).Cursor()
-	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
-		d, err := getDelivery(tx, readU64(k[8:]))
+	for _, id := range ids {
+		d, err := getDelivery(tx, id)
+		if errors.Is(err, ErrNotFound) {
+			continue // deleted by retention
+		}
 		if err != nil {
 			return nil, err
 		}
 		out = append(out, d)
 	}
 	return out, nil
+}
+
+// notificationPage is Deliveries for one notification (f.Seq).
+func notificationPage(tx *bolt.Tx, f DeliveryFilter, before uint64, limit int) ([]Delivery, uint64, error) {
+	ids, err := deliveryIDsOf(tx, f.Seq)
+	if err != nil {
+		return nil, 0, err
+	}
+	var out []Delivery
+	for i := len(ids) - 1; i >= 0; i-- {
+		id := ids[i]
+		if before != 0 && id >= before {
+			continue
+		}
+		if len(out) == limit {
+			return out, id + 1, nil
+		}
+		d, err := getDelivery(tx, id)
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, 0, err
+		}
+		if f.Match(d) {
+			out = append(out, d)
+		}
+	}
+	return out, 0, nil
+}
+
+// deliveryIDsOf returns the ids of notification seq's deliveries, oldest
+// first, whether or not they still exist: those its record lists, and those
+// notif_deliveries indexes (files written before schema 3, and deliveries
+// created before the notification had a record).
+func deliveryIDsOf(tx *bolt.Tx, seq uint64) ([]uint64, error) {
+	var ids []uint64
+	prefix := u64(seq)
+	c := tx.Bucket(bucketNotifDelivery).Cursor()
+	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+		ids = append(ids, readU64(k[8:]))
+	}
+	n, _, err := getJSON[Notification](tx.Bucket(bucketNotifications), prefix)
+	if err != nil {
+		return nil, fmt.Errorf("notification %d: %w", seq, err)
+	}
+	ids = append(ids, n.DeliveryIDs...)
+	slices.Sort(ids)
+	return slices.Compact(ids), nil
 }
 
 // DeadLetters returns up to limit dead deliveries of target not yet replayed,

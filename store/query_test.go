@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -340,4 +341,78 @@ func putJSON(b *bolt.Bucket, key []byte, v any) error {
 		return err
 	}
 	return b.Put(key, data)
+}
+
+// TestDeliveriesOfANotificationFromItsRecordAndTheOlderIndex checks that a
+// notification's record lists its deliveries, replays included, without
+// notif_deliveries; and that a schema 2 file, whose deliveries only that
+// index lists, is upgraded and read the same, with retention keeping a
+// notification whose delivery is pending.
+func TestDeliveriesOfANotificationFromItsRecordAndTheOlderIndex(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "asnrelay.db")
+	db, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seq := appendAt(t, db, "a", t0)
+	ds := process(t, db, Outcome{Seq: seq, State: StateVerified, Deliveries: []NewDelivery{{Target: "x"}, {Target: "y"}}})
+	replayed, err := db.Replay([]Replay{{NewDelivery: NewDelivery{Seq: seq, Target: "x", ReplayOf: ds[0].ID}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := db.Notification(seq)
+	if err != nil || !slices.Equal(n.DeliveryIDs, []uint64{ds[0].ID, ds[1].ID, replayed[0].ID}) {
+		t.Fatalf("record lists %v (%v); want %d, %d, %d", n.DeliveryIDs, err, ds[0].ID, ds[1].ID, replayed[0].ID)
+	}
+	// As schema 2 wrote it: the ids in notif_deliveries, none in the record.
+	err = db.update(func(tx *bolt.Tx) error {
+		if k, _ := tx.Bucket(bucketNotifDelivery).Cursor().First(); k != nil {
+			return fmt.Errorf("notif_deliveries holds %x", k)
+		}
+		for _, id := range n.DeliveryIDs {
+			if err := tx.Bucket(bucketNotifDelivery).Put(notifDeliveryKey(seq, id), nil); err != nil {
+				return err
+			}
+		}
+		old := n
+		old.DeliveryIDs = nil
+		v, _ := json.Marshal(old)
+		return errors.Join(tx.Bucket(bucketNotifications).Put(u64(seq), v), tx.Bucket(bucketMeta).Put(keySchema, u64(2)))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	db, err = Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	err = db.bolt.View(func(tx *bolt.Tx) error {
+		if v := readU64(tx.Bucket(bucketMeta).Get(keySchema)); v != SchemaVersion {
+			return fmt.Errorf("schema %d after opening, want %d", v, SchemaVersion)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Error(err)
+	}
+	got, err := db.NotificationDeliveries(seq)
+	if err != nil || len(got) != 3 || got[0].ID != ds[0].ID || got[2].ID != replayed[0].ID {
+		t.Fatalf("deliveries of the schema 2 notification = %+v, %v", got, err)
+	}
+	page, next, err := db.Deliveries(DeliveryFilter{Seq: seq}, 0, 2)
+	if err != nil || len(page) != 2 || page[0].ID != replayed[0].ID || next != ds[0].ID+1 {
+		t.Fatalf("first page = %+v, next %d, %v", page, next, err)
+	}
+	if rest, next, _ := db.Deliveries(DeliveryFilter{Seq: seq}, next, 2); len(rest) != 1 || rest[0].ID != ds[0].ID || next != 0 {
+		t.Errorf("second page = %+v, next %d", rest, next)
+	}
+	res, err := db.Sweep(context.Background(), RetentionPolicy{Notifications: t0.Add(time.Hour), Unverified: t0.Add(time.Hour)})
+	if err != nil || res.Notifications != 0 {
+		t.Errorf("sweep with deliveries pending deleted %+v (%v)", res, err)
+	}
+	if _, err := db.Body(seq); err != nil {
+		t.Errorf("body of a notification with pending deliveries: %v", err)
+	}
 }

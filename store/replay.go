@@ -42,6 +42,9 @@ func (db *DB) Replay(rs []Replay) ([]Delivery, error) {
 			if err != nil {
 				return err
 			}
+			if err := linkDelivery(tx, r.Seq, d.ID); err != nil {
+				return err
+			}
 			if r.ReplayOf != 0 {
 				if err := markReplayed(tx, r.ReplayOf, d.ID); err != nil {
 					return err

@@ -242,8 +242,16 @@ func deletableNotification(tx *bolt.Tx, n Notification, p RetentionPolicy) bool 
 	if n.Seq > processedThrough(tx) || tx.Bucket(bucketInbox).Get(key) != nil {
 		return false
 	}
-	k, _ := tx.Bucket(bucketNotifDelivery).Cursor().Seek(key)
-	return k == nil || !bytes.HasPrefix(k, key)
+	if k, _ := tx.Bucket(bucketNotifDelivery).Cursor().Seek(key); k != nil && bytes.HasPrefix(k, key) {
+		return false
+	}
+	deliveries := tx.Bucket(bucketDeliveries)
+	for _, id := range n.DeliveryIDs {
+		if deliveries.Get(u64(id)) != nil {
+			return false
+		}
+	}
+	return true
 }
 
 func deleteNotification(tx *bolt.Tx, n Notification) error {
