@@ -80,6 +80,8 @@ type DB struct {
 	// appends of a commit and the batch value they make.
 	ins  []*Incoming
 	pack []byte
+	// lastAppend is when the writer last committed appends.
+	lastAppend time.Time
 
 	// fill is a second handle on the file, for prefill (nil: none), and
 	// filled the offset up to which the writer has written zeros.
@@ -94,6 +96,18 @@ const maxKeptPack = 4 << 20
 // maxPassedOver is how many commits of appends alone may go by while other
 // writes wait; the next commit takes everything queued.
 const maxPassedOver = 4
+
+// While appends keep coming (one committed in the last ingestRecent), a
+// commit of other writes takes at most maxOthersWhileIngesting of them. An
+// append that arrives meanwhile waits for that commit, and a commit's cost is
+// mostly its pages: five processing and attempt writes made 20–34 pages
+// and took 1.5–5 ms, the ack tail at 1 000 req/s. Two at a time: ack p99
+// 4.4–5.4 ms against 5.6–7.1 in three interleaved pairs of runs, p50 lower
+// too, for more commits (1.6–2.0 a request against 1.2–1.5).
+const (
+	maxOthersWhileIngesting = 2
+	ingestRecent            = 10 * time.Millisecond
+)
 
 // write is one unit of work for the writer goroutine: an append (in) or any
 // other change (apply).
@@ -285,10 +299,18 @@ func (db *DB) writer() {
 		size := first.size()
 		withOthers := !urgent || passed >= maxPassedOver
 		if withOthers {
-			batch, others = db.drain(batch, others, &size)
+			limit := db.opts.MaxBatch
+			if !urgent && db.opts.Now().Sub(db.lastAppend) < ingestRecent {
+				limit = maxOthersWhileIngesting
+			}
+			batch, others = db.drain(batch, others, &size, limit)
 			passed = 0
 		}
-		batch, appends = db.drain(batch, appends, &size)
+		queued := len(batch)
+		batch, appends = db.drain(batch, appends, &size, db.opts.MaxBatch)
+		if urgent || len(batch) > queued {
+			db.lastAppend = db.opts.Now()
+		}
 		if !withOthers && len(others) > 0 {
 			passed++
 		}
@@ -299,11 +321,11 @@ func (db *DB) writer() {
 	}
 }
 
-// drain adds to batch what ch holds, up to MaxBatch writes and MaxBatchBytes
-// of bodies (counted in *size), without waiting; it returns nil for a closed
+// drain adds to batch what ch holds, up to limit writes and MaxBatchBytes of
+// bodies (counted in *size), without waiting; it returns nil for a closed
 // channel.
-func (db *DB) drain(batch []*write, ch chan *write, size *int) ([]*write, chan *write) {
-	for ch != nil && len(batch) < db.opts.MaxBatch && *size < db.opts.MaxBatchBytes {
+func (db *DB) drain(batch []*write, ch chan *write, size *int, limit int) ([]*write, chan *write) {
+	for ch != nil && len(batch) < limit && *size < db.opts.MaxBatchBytes {
 		select {
 		case w, ok := <-ch:
 			if !ok {

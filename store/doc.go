@@ -65,7 +65,8 @@
 // commits it (bbolt fsyncs the pages, then the meta page: group commit), then
 // answers each caller. When Append returns nil the body is on disk. Appends go first: while some are queued, a
 // commit holds only them (a client waits on each), and the other writes commit
-// in the gaps, or with the appends after maxPassedOver commits without them. A
+// in the gaps, at most maxOthersWhileIngesting at a time while appends keep
+// coming, or with the appends after maxPassedOver commits without them. A
 // write that fails inside a batch is retried on its own, so one bad write
 // cannot fail its neighbours.
 //

@@ -466,3 +466,69 @@ func TestAttemptsKeepTheLatestInTheRecord(t *testing.T) {
 		t.Errorf("Attempts of a delivery that does not exist = %v, %v", atts, err)
 	}
 }
+
+// TestOtherWritesCommitTwoAtATimeWhileAppendsCome checks that, with an
+// append committed in the last ingestRecent, a commit takes at most
+// maxOthersWhileIngesting other writes, and all that are queued otherwise.
+func TestOtherWritesCommitTwoAtATimeWhileAppendsCome(t *testing.T) {
+	now := t0
+	var mu sync.Mutex
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	var sizes []int
+	db, err := Open(filepath.Join(t.TempDir(), "asnrelay.db"), Options{Now: clock, OnCommit: func(n int, _ time.Duration) {
+		mu.Lock()
+		sizes = append(sizes, n)
+		mu.Unlock()
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+
+	// burst holds the writer in a commit, queues six other writes behind it,
+	// lets it go, and returns the sizes of the commits that followed.
+	burst := func() []int {
+		held, release := make(chan struct{}), make(chan struct{})
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_ = db.update(func(*bolt.Tx) error { close(held); <-release; return nil })
+		}()
+		<-held
+		mu.Lock()
+		before := len(sizes)
+		mu.Unlock()
+		for range 6 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if err := db.update(func(*bolt.Tx) error { return nil }); err != nil {
+					t.Error(err)
+				}
+			}()
+		}
+		deadline := time.Now().Add(5 * time.Second)
+		for len(db.writes) < 6 && time.Now().Before(deadline) {
+			time.Sleep(time.Millisecond) // poll: the writes are on their way to the queue
+		}
+		close(release)
+		wg.Wait()
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(sizes[before+1:]) // after the held commit
+	}
+
+	if _, err := db.Append(Incoming{App: "a", Body: []byte(`{}`)}); err != nil {
+		t.Fatal(err)
+	}
+	if got := burst(); !slices.Equal(got, []int{2, 2, 2}) {
+		t.Errorf("commits right after an append: %v, want [2 2 2]", got)
+	}
+	mu.Lock()
+	now = now.Add(time.Second)
+	mu.Unlock()
+	if got := burst(); !slices.Equal(got, []int{6}) {
+		t.Errorf("commits with no append for a second: %v, want [6]", got)
+	}
+}
