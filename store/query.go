@@ -187,51 +187,45 @@ func notificationDeliveries(tx *bolt.Tx, seq uint64) ([]Delivery, error) {
 
 // notificationPage is Deliveries for one notification (f.Seq).
 func notificationPage(tx *bolt.Tx, f DeliveryFilter, before uint64, limit int) ([]Delivery, uint64, error) {
-	ids, err := deliveryIDsOf(tx, f.Seq)
+	ds, err := notificationDeliveries(tx, f.Seq)
 	if err != nil {
 		return nil, 0, err
 	}
 	var out []Delivery
-	for i := len(ids) - 1; i >= 0; i-- {
-		id := ids[i]
-		if before != 0 && id >= before {
+	for _, d := range slices.Backward(ds) {
+		if before != 0 && d.ID >= before || !f.Match(d) {
 			continue
 		}
 		if len(out) == limit {
-			return out, id + 1, nil
+			return out, d.ID + 1, nil
 		}
-		d, err := getDelivery(tx, id)
-		if errors.Is(err, ErrNotFound) {
-			continue
-		}
-		if err != nil {
-			return nil, 0, err
-		}
-		if f.Match(d) {
-			out = append(out, d)
-		}
+		out = append(out, d)
 	}
 	return out, 0, nil
 }
 
 // deliveryIDsOf returns the ids of notification seq's deliveries, oldest
-// first, whether or not they still exist: those its record lists, and those
-// notif_deliveries indexes (files written before schema 3, and deliveries
-// created before the notification had a record).
+// first, whether or not they still exist (see deliveryIDs).
 func deliveryIDsOf(tx *bolt.Tx, seq uint64) ([]uint64, error) {
-	var ids []uint64
+	n, _, err := getJSON[Notification](tx.Bucket(bucketNotifications), u64(seq))
+	if err != nil {
+		return nil, fmt.Errorf("notification %d: %w", seq, err)
+	}
+	return deliveryIDs(tx, seq, n.DeliveryIDs), nil
+}
+
+// deliveryIDs returns, oldest first, the ids listed in notification seq's
+// record and those notif_deliveries indexes for it (files written before
+// schema 3, and deliveries created before the notification had a record).
+func deliveryIDs(tx *bolt.Tx, seq uint64, listed []uint64) []uint64 {
+	ids := slices.Clone(listed)
 	prefix := u64(seq)
 	c := tx.Bucket(bucketNotifDelivery).Cursor()
 	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
 		ids = append(ids, readU64(k[8:]))
 	}
-	n, _, err := getJSON[Notification](tx.Bucket(bucketNotifications), prefix)
-	if err != nil {
-		return nil, fmt.Errorf("notification %d: %w", seq, err)
-	}
-	ids = append(ids, n.DeliveryIDs...)
 	slices.Sort(ids)
-	return slices.Compact(ids), nil
+	return slices.Compact(ids)
 }
 
 // DeadLetters returns up to limit dead deliveries of target not yet replayed,

@@ -242,11 +242,8 @@ func deletableNotification(tx *bolt.Tx, n Notification, p RetentionPolicy) bool 
 	if n.Seq > processedThrough(tx) || tx.Bucket(bucketInbox).Get(key) != nil {
 		return false
 	}
-	if k, _ := tx.Bucket(bucketNotifDelivery).Cursor().Seek(key); k != nil && bytes.HasPrefix(k, key) {
-		return false
-	}
 	deliveries := tx.Bucket(bucketDeliveries)
-	for _, id := range n.DeliveryIDs {
+	for _, id := range deliveryIDs(tx, n.Seq, n.DeliveryIDs) {
 		if deliveries.Get(u64(id)) != nil {
 			return false
 		}

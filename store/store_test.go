@@ -413,21 +413,11 @@ func TestOtherWritesAreNotStarvedByAppends(t *testing.T) {
 func TestAttemptsKeepTheLatestInTheRecord(t *testing.T) {
 	now := t0
 	db := openTest(t, &now)
-	seq, err := db.Append(Incoming{App: "a", Body: []byte(`{}`)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := db.Process([]Outcome{{Seq: seq, State: StateVerified, Deliveries: []NewDelivery{{Target: "t", App: "a"}}}}); err != nil {
-		t.Fatal(err)
-	}
-	ds, _, _ := db.Due("t", now, 1, nil)
-	if len(ds) != 1 {
-		t.Fatalf("due = %+v", ds)
-	}
-	id := ds[0].ID
+	seq := appendAt(t, db, "a", now)
+	id := process(t, db, Outcome{Seq: seq, State: StateVerified, Deliveries: []NewDelivery{{Target: "t", App: "a"}}})[0].ID
 	// An attempt recorded the way an older asnrelay did.
 	older, _ := json.Marshal(Attempt{N: 1, At: now, Status: 502})
-	err = db.update(func(tx *bolt.Tx) error {
+	err := db.update(func(tx *bolt.Tx) error {
 		if err := tx.Bucket(bucketAttempts).Put(attemptKey(id, 1), older); err != nil {
 			return err
 		}
